@@ -120,7 +120,7 @@ impl Cluster {
                 self.handle_ready(id);
             }
         }
-        self.check_invariants(self.steps % 20 == 0);
+        self.check_invariants(self.steps.is_multiple_of(20));
     }
 
     fn up_ids(&self) -> Vec<u64> {
@@ -158,10 +158,8 @@ impl Cluster {
         if let Some(raw) = self.nodes.get_mut(&to).and_then(|n| n.raw.as_mut()) {
             let _ = raw.step(m);
         }
-        if is_snapshot {
-            if let Some(raw) = self.nodes.get_mut(&from).and_then(|n| n.raw.as_mut()) {
-                raw.report_snapshot(to, true);
-            }
+        if is_snapshot && let Some(raw) = self.nodes.get_mut(&from).and_then(|n| n.raw.as_mut()) {
+            raw.report_snapshot(to, true);
         }
     }
 
@@ -220,10 +218,10 @@ impl Cluster {
         self.next_id += 1;
         let ctx = encode_id(self.next_id);
         let known = self.known_commit();
-        if let Some(raw) = self.nodes.get_mut(&id).and_then(|n| n.raw.as_mut()) {
-            if raw.read_index(ctx.clone()).is_ok() {
-                self.reads.issued(ctx, known);
-            }
+        if let Some(raw) = self.nodes.get_mut(&id).and_then(|n| n.raw.as_mut())
+            && raw.read_index(ctx.clone()).is_ok()
+        {
+            self.reads.issued(ctx, known);
         }
     }
 
@@ -261,10 +259,10 @@ impl Cluster {
         let applied = self.nodes[&id].sm.applied_index;
         let compact_to = self.rng.random_range(first..=applied);
         let seed = self.opts.seed;
-        if let Some(raw) = self.nodes.get_mut(&id).and_then(|n| n.raw.as_mut()) {
-            if let Err(e) = raw.store_mut().compact(compact_to) {
-                panic!("seed {seed}: node {id}: compact to {compact_to} failed: {e}");
-            }
+        if let Some(raw) = self.nodes.get_mut(&id).and_then(|n| n.raw.as_mut())
+            && let Err(e) = raw.store_mut().compact(compact_to)
+        {
+            panic!("seed {seed}: node {id}: compact to {compact_to} failed: {e}");
         }
     }
 
@@ -355,7 +353,7 @@ impl Cluster {
             panic!("seed {seed}: node {id}: persisting entries failed: {e}");
         }
         if let Some(hs) = rd.hs() {
-            raw.store_mut().set_hard_state(hs.clone());
+            raw.store_mut().set_hard_state(*hs);
         }
         if node.crash_in_next_ready == Some(CrashPoint::AfterPersist) {
             node.crash();

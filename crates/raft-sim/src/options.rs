@@ -23,7 +23,7 @@ pub struct Options {
 impl Options {
     /// Draws the options of a run from its seed; `nodes` is fixed by the caller.
     pub fn from_seed(seed: u64, nodes: u64, steps: usize) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F_0F7105);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED_0F0F_7105);
         let unreliable = rng.random_bool(0.5);
         Options {
             seed,

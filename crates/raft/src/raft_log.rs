@@ -251,10 +251,10 @@ impl<S: Storage> RaftLog<S> {
     }
 
     pub fn snapshot(&self, request_index: u64, to: u64) -> StorageResult<Snapshot> {
-        if let Some(s) = &self.unstable.snapshot {
-            if snapshot_index(s) >= request_index {
-                return Ok(s.clone());
-            }
+        if let Some(s) = &self.unstable.snapshot
+            && snapshot_index(s) >= request_index
+        {
+            return Ok(s.clone());
         }
         self.store.snapshot(request_index, to)
     }

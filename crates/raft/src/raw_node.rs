@@ -257,7 +257,7 @@ impl<S: Storage> RawNode<S> {
         let hs = r.hard_state();
         if hs != self.prev_hs {
             rd.must_sync = hs.term != self.prev_hs.term || hs.vote != self.prev_hs.vote;
-            rd.hs = Some(hs.clone());
+            rd.hs = Some(hs);
             self.prev_hs = hs;
         }
         if let Some(snap) = r.raft_log.unstable_snapshot() {

@@ -169,7 +169,7 @@ impl MemStorage {
 
 impl Storage for MemStorage {
     fn initial_state(&self) -> StorageResult<RaftState> {
-        Ok(RaftState { hard_state: self.hard_state.clone(), conf_state: self.conf_state.clone() })
+        Ok(RaftState { hard_state: self.hard_state, conf_state: self.conf_state.clone() })
     }
 
     fn entries(&self, low: u64, high: u64, max_size: u64) -> StorageResult<Vec<Entry>> {

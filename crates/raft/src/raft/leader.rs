@@ -112,15 +112,17 @@ impl<S: Storage> Raft<S> {
     }
 
     fn handle_read_index(&mut self, m: Message) {
+        if !self.committed_entry_in_current_term() {
+            // Our commit index may lag the previous leader's until our no-op commits
+            // (thesis §6.4 step 1): answer once it has. This holds for a single voter too:
+            // after a restart its commit index (written lazily) may lag entries it had
+            // already applied and acknowledged.
+            self.pending_read_index_messages.push(m);
+            return;
+        }
         if self.prs.voter_count() <= 1 && self.prs.is_voter(self.id) {
             let index = self.raft_log.committed;
             self.respond_to_read_index(m, index);
-            return;
-        }
-        if !self.committed_entry_in_current_term() {
-            // Our commit index may lag the previous leader's until our no-op commits
-            // (thesis §6.4 step 1): answer once it has.
-            self.pending_read_index_messages.push(m);
             return;
         }
         let ctx = m.context.clone();
@@ -226,7 +228,13 @@ impl<S: Storage> Raft<S> {
 
     fn handle_transfer_leader(&mut self, transferee: u64) {
         let Some(pr) = self.prs.get(transferee) else { return };
-        if pr.is_learner || transferee == self.id || self.lead_transferee == Some(transferee) {
+        if pr.is_learner || self.lead_transferee == Some(transferee) {
+            return;
+        }
+        if transferee == self.id {
+            // Asking for leadership back cancels a running transfer (as etcd and raft-rs do),
+            // so proposals need not wait for it to time out.
+            self.lead_transferee = None;
             return;
         }
         let caught_up = pr.matched == self.raft_log.last_index();
@@ -325,10 +333,10 @@ impl<S: Storage> Raft<S> {
         if self.state != StateRole::Leader {
             return;
         }
-        if let Some(pr) = self.prs.get_mut(id) {
-            if pr.state == ProgressState::Replicate {
-                pr.become_probe();
-            }
+        if let Some(pr) = self.prs.get_mut(id)
+            && pr.state == ProgressState::Replicate
+        {
+            pr.become_probe();
         }
     }
 
