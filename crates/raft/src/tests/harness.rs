@@ -259,3 +259,23 @@ impl Network {
 pub fn assert_role(r: &Raft<MemStorage>, role: StateRole) {
     assert_eq!(r.state, role, "node {} role", r.id);
 }
+
+impl Network {
+    /// Ticks `id` `n` times; what each tick makes it send goes through the filters, then is
+    /// delivered with everything it causes.
+    pub fn tick_peer(&mut self, id: u64, n: usize) {
+        for _ in 0..n {
+            let p = self.peer_mut(id);
+            p.tick();
+            let out = read_messages(p);
+            let kept = self.filter(out);
+            self.send(kept);
+        }
+    }
+
+    /// Like `send`, but `msgs` themselves also go through the filters.
+    pub fn send_filtered(&mut self, msgs: Vec<Message>) {
+        let kept = self.filter(msgs);
+        self.send(kept);
+    }
+}
