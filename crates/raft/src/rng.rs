@@ -10,8 +10,12 @@ pub(crate) struct NodeRng {
 
 impl NodeRng {
     /// Seeds from the node id as well, so nodes sharing a config seed still draw apart.
+    /// The id is hashed, not multiplied by the stream's increment: states `id·γ` apart
+    /// would make node `k + 1`'s draws node `k`'s shifted by one, and two nodes whose draw
+    /// counts line up would time out together in every election.
     pub(crate) fn new(seed: u64, id: u64) -> Self {
-        NodeRng { state: seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15) }
+        let id_hash = NodeRng { state: id }.next_u64();
+        NodeRng { state: seed ^ id_hash }
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
