@@ -7,6 +7,34 @@
 //! `docs/ready-contract.md` for the contract and `docs/log-pointers.md` for the log's
 //! indexes.
 //!
+//! ```
+//! use raft::{Config, MemStorage, RawNode};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemStorage::new_with_conf_state(vec![1], vec![]);
+//! let mut node = RawNode::new(&Config::new(1), store)?;
+//! node.campaign()?;
+//! node.propose(b"hello".to_vec())?;
+//! let mut applied = Vec::new();
+//! while node.has_ready() {
+//!     let mut rd = node.ready();
+//!     // A single node has no peers: nothing to send.
+//!     node.store_mut().append(rd.entries())?;
+//!     if let Some(hs) = rd.hs() {
+//!         node.store_mut().set_hard_state(*hs);
+//!     }
+//!     for entry in rd.take_committed_entries() {
+//!         if !entry.data.is_empty() {
+//!             applied.push(entry.data);
+//!         }
+//!     }
+//!     node.advance(rd);
+//! }
+//! assert_eq!(applied, vec![bytes::Bytes::from_static(b"hello")]);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Where things live: `raft.rs` (terms, roles, elections, follower side), `raft/leader.rs`
 //! (replication, commit, ReadIndex, transfer), `raft/conf_change.rs`, `raft_log.rs` and
 //! `log_unstable.rs` (the log), `tracker/` (per-follower progress and flow control),
