@@ -84,7 +84,7 @@ impl Cluster {
         panic!(
             "raft simulation violated an invariant (seed {seed}, {n} nodes, step {step}): {v}\n\
              replay: RAFT_SIM_SEED={seed} RAFT_SIM_NODES={n} cargo test --release -p \
-             raftkv-raft-sim --test simulation -- --nocapture replay",
+             raftkv-raft-sim --test simulation -- --ignored --nocapture replay",
             seed = self.opts.seed,
             n = self.opts.nodes,
             step = self.steps,

@@ -1,7 +1,8 @@
 //! Seeded randomized simulation of 1-, 3- and 5-node groups (see `raftkv-raft-sim`).
 //!
 //! Defaults cover 2,200 seeds of 8,000 steps each. `RAFT_SIM_SEEDS=N` runs N seeds per group size;
-//! `RAFT_SIM_SEED=S RAFT_SIM_NODES=K` replays one seed (the failure message prints this).
+//! `RAFT_SIM_SEED=S RAFT_SIM_NODES=K ... -- --ignored replay` replays one seed (a failure prints
+//! the exact command).
 
 use raftkv_raft_sim::{Options, Outcome, run_seed};
 
@@ -50,8 +51,9 @@ fn five_node_groups() {
 
 /// Replays the seed named by RAFT_SIM_SEED (with RAFT_SIM_NODES), as a failure prints.
 #[test]
+#[ignore = "a replay tool, not a test: set RAFT_SIM_SEED and run with --ignored"]
 fn replay() {
-    let Some(seed) = env_u64("RAFT_SIM_SEED") else { return };
+    let seed = env_u64("RAFT_SIM_SEED").expect("set RAFT_SIM_SEED to the seed to replay");
     let nodes = env_u64("RAFT_SIM_NODES").unwrap_or(3);
     let o = run_seed(&Options::from_seed(seed, nodes, STEPS));
     println!("seed {seed}, {nodes} nodes: {o:?}");
