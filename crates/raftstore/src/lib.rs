@@ -1,0 +1,44 @@
+//! The replicated state machine of raftkv: a store runs one peer per region it holds, and
+//! drives every peer through the Ready loop over two embedded engines.
+//!
+//! Where to look (after tikv's raftstore-v2 placement guide):
+//! - `store.rs`: the raft worker's loop (group commit) and `StoreHandle`, the API the server
+//!   and tests use; incoming raft messages are validated there.
+//! - `peer.rs`: one region's Raft node, proposals and their callbacks, role changes.
+//! - `apply.rs`: committed entries into kvdb, atomically with `applied_index`.
+//! - `read.rs`: batched ReadIndex reads; `region_snapshot.rs`: what a read gets.
+//! - `peer_storage.rs`: `raft::Storage` over raftdb/kvdb; `keys.rs`: the key layout.
+//! - `bootstrap.rs`: data dir lock, format marker, store identity, first-region bootstrap.
+//! - `transport.rs`: the `Transport` trait (gRPC in the server, in-memory in tests).
+//!
+//! It knows nothing of gRPC.
+
+// Region errors travel as the wire type `errorpb::Error` (264 bytes) on cold paths only;
+// boxing them would buy nothing but noise.
+#![allow(clippy::result_large_err)]
+
+mod apply;
+mod bootstrap;
+mod config;
+mod errors;
+pub mod keys;
+mod metrics;
+mod msg;
+mod peer;
+mod peer_storage;
+mod read;
+mod region_snapshot;
+mod status;
+mod store;
+mod transport;
+
+pub use crate::apply::cf_name;
+pub use crate::bootstrap::FIRST_REGION_ID;
+pub use crate::config::{StoreConfig, cluster_id_from_token};
+pub use crate::errors::{StoreError, not_leader};
+pub use crate::msg::{Modify, ReadCallback, RequestContext, WriteCallback};
+pub use crate::peer_storage::{RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
+pub use crate::region_snapshot::RegionSnapshot;
+pub use crate::status::StoreStatus;
+pub use crate::store::{RejectedMessage, Store, StoreHandle};
+pub use crate::transport::Transport;

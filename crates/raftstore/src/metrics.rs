@@ -1,0 +1,50 @@
+//! Prometheus metrics of the raftstore, registered in the process-wide default registry.
+
+use std::sync::LazyLock;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, register_histogram, register_int_counter};
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    register_int_counter!(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"))
+}
+
+fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    register_histogram!(HistogramOpts::new(name, help).buckets(buckets))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"))
+}
+
+fn latency_buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(0.000_05, 2.0, 16).unwrap_or_default()
+}
+
+pub static PROPOSALS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("raftkv_raftstore_proposals_total", "Commands proposed to Raft."));
+pub static COMMITTED_ENTRIES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_committed_entries_total", "Committed entries handed out to apply.")
+});
+pub static APPLIED_COMMANDS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_applied_commands_total", "Write commands applied to kvdb.")
+});
+pub static LEADER_CHANGES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_leader_changes_total", "Times a peer saw its leader change.")
+});
+pub static READ_INDEX_BATCHES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_read_index_total", "ReadIndex rounds (one serves a batch of reads).")
+});
+pub static RAFT_MESSAGES_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_raft_messages_dropped_total", "Raft messages dropped: queue full.")
+});
+pub static FSYNC_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "raftkv_raftstore_raft_write_seconds",
+        "Time to write and fsync one loop's raft log batch (group commit).",
+        latency_buckets(),
+    )
+});
+pub static READY_LOOP_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "raftkv_raftstore_ready_loop_seconds",
+        "Time to handle all Readies of one loop: persist, send, apply.",
+        latency_buckets(),
+    )
+});

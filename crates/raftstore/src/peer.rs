@@ -1,0 +1,338 @@
+//! A peer: one region's Raft node on this store, with its pending proposals and reads.
+//!
+//! The store loop drives it in phases each iteration (see `store.rs`): commands and
+//! messages in, `flush_reads`, then `collect_ready` (send + stage the persist), the
+//! group-commit write, and `after_persist` (send acks, apply, serve reads, advance).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use engine::WriteBatch;
+use prost::Message as _;
+use raft::eraftpb::Message;
+use raft::{Config, RawNode, Ready, StateRole};
+use raftkv_proto::errorpb;
+use raftkv_proto::metapb::{Peer as PeerMeta, Region};
+use raftkv_proto::raft_cmdpb::{
+    CmdType, DeleteRequest, PutRequest, RaftCmdRequest, RaftRequestHeader, Request,
+};
+use raftkv_proto::raft_serverpb::RaftMessage;
+
+use crate::errors::{self, Result};
+use crate::msg::{Modify, ReadCallback, RequestContext, WriteCallback};
+use crate::peer_storage::PeerStorage;
+use crate::read::ReadQueue;
+use crate::region_snapshot::RegionSnapshot;
+use crate::status::StoreStatus;
+use crate::transport::Transport;
+use crate::{apply, metrics};
+
+pub(crate) struct Proposal {
+    pub index: u64,
+    pub term: u64,
+    pub size_bytes: u64,
+    pub cb: WriteCallback,
+}
+
+pub struct Peer {
+    store_id: u64,
+    cluster_id: u64,
+    pub(crate) raw: RawNode<PeerStorage>,
+    pub(crate) proposals: VecDeque<Proposal>,
+    proposal_bytes: u64,
+    max_proposal_bytes: u64,
+    reads: ReadQueue,
+    leader_id: u64,
+    /// The term in which this peer leads; proposals of another term are stale.
+    leader_term: u64,
+}
+
+pub struct PeerLimits {
+    pub max_proposal_bytes: u64,
+}
+
+impl Peer {
+    pub fn new(
+        store_id: u64,
+        cluster_id: u64,
+        raft_cfg: &Config,
+        storage: PeerStorage,
+        limits: PeerLimits,
+    ) -> Result<Self> {
+        let mut cfg = raft_cfg.clone();
+        cfg.id = store_id;
+        cfg.applied = storage.applied_index();
+        let raw = RawNode::new(&cfg, storage)?;
+        Ok(Peer {
+            store_id,
+            cluster_id,
+            raw,
+            proposals: VecDeque::new(),
+            proposal_bytes: 0,
+            max_proposal_bytes: limits.max_proposal_bytes,
+            reads: ReadQueue::default(),
+            leader_id: 0,
+            leader_term: 0,
+        })
+    }
+
+    pub fn region(&self) -> &Region {
+        self.raw.store().region()
+    }
+
+    pub fn region_id(&self) -> u64 {
+        self.region().id
+    }
+
+    pub fn peer_id(&self) -> u64 {
+        self.store_id
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft().state() == StateRole::Leader
+    }
+
+    pub fn status(&self) -> StoreStatus {
+        let st = self.raw.status();
+        StoreStatus {
+            store_id: self.store_id,
+            role: st.role_name(),
+            term: st.hs.term,
+            commit: st.hs.commit,
+            applied: self.raw.store().applied_index(),
+            leader_id: st.ss.leader_id,
+        }
+    }
+
+    /// Checks what the client believes of the region; `Err` means it did not happen.
+    fn check_request(
+        &self,
+        ctx: &RequestContext,
+        keys: &[&[u8]],
+    ) -> std::result::Result<(), errorpb::Error> {
+        let region = self.region();
+        if let Some(p) = &ctx.peer
+            && p.store_id != 0
+            && p.store_id != self.store_id
+        {
+            return Err(errors::store_not_match(p.store_id, self.store_id));
+        }
+        if let (Some(want), Some(have)) = (&ctx.region_epoch, &region.region_epoch)
+            && (want.version != have.version || want.conf_ver > have.conf_ver)
+        {
+            return Err(errors::epoch_not_match(region));
+        }
+        for key in keys {
+            let after_start = *key >= region.start_key.as_ref();
+            let before_end = region.end_key.is_empty() || *key < region.end_key.as_ref();
+            if !(after_start && before_end) {
+                return Err(errors::key_not_in_region(key, region));
+            }
+        }
+        if !self.is_leader() || (ctx.term != 0 && ctx.term != self.raw.raft().term()) {
+            return Err(errors::not_leader(region.id, self.raw.raft().leader_id()));
+        }
+        Ok(())
+    }
+
+    pub fn propose_write(&mut self, ctx: RequestContext, ops: Vec<Modify>, cb: WriteCallback) {
+        let keys: Vec<&[u8]> = ops.iter().map(Modify::key).collect();
+        if let Err(e) = self.check_request(&ctx, &keys) {
+            return cb(Err(e));
+        }
+        let size_bytes: u64 = ops.iter().map(Modify::size_bytes).sum();
+        if self.proposal_bytes + size_bytes > self.max_proposal_bytes {
+            return cb(Err(errors::server_is_busy("too many bytes of writes in flight")));
+        }
+        let region = self.region();
+        let header = RaftRequestHeader {
+            region_id: region.id,
+            peer: Some(PeerMeta { id: self.store_id, store_id: self.store_id }),
+            region_epoch: region.region_epoch,
+            term: self.raw.raft().term(),
+        };
+        let requests = ops.into_iter().map(modify_to_request).collect();
+        let cmd = RaftCmdRequest { header: Some(header), requests, admin_request: None };
+        let index = self.raw.raft().raft_log().last_index() + 1;
+        let term = self.raw.raft().term();
+        match self.raw.propose(cmd.encode_to_vec()) {
+            Ok(()) => {
+                metrics::PROPOSALS.inc();
+                self.proposal_bytes += size_bytes;
+                self.proposals.push_back(Proposal { index, term, size_bytes, cb });
+            }
+            // Refused by Raft (e.g. a leader transfer is running): nothing was appended.
+            Err(_) => cb(Err(errors::not_leader(self.region_id(), self.raw.raft().leader_id()))),
+        }
+    }
+
+    pub fn read(&mut self, ctx: RequestContext, key: &[u8], cb: ReadCallback) {
+        let keys: Vec<&[u8]> = if key.is_empty() { vec![] } else { vec![key] };
+        if let Err(e) = self.check_request(&ctx, &keys) {
+            return cb(Err(e));
+        }
+        self.reads.push(cb);
+    }
+
+    /// Starts one ReadIndex round for every read that arrived in this loop.
+    pub fn flush_reads(&mut self) {
+        if !self.reads.has_waiting() {
+            return;
+        }
+        let ctx = self.reads.start_round(self.store_id);
+        metrics::READ_INDEX_BATCHES.inc();
+        if self.raw.read_index(ctx.clone()).is_err() {
+            let err = errors::not_leader(self.region_id(), self.raw.raft().leader_id());
+            for cb in self.reads.take_round(&ctx) {
+                cb(Err(err.clone()));
+            }
+        }
+    }
+
+    pub fn step(&mut self, msg: Message) {
+        if let Err(e) = self.raw.step(msg) {
+            tracing::debug!(region_id = self.region_id(), "dropped a raft message: {e}");
+        }
+    }
+
+    pub fn tick(&mut self) {
+        self.raw.tick();
+    }
+
+    pub fn report_unreachable(&mut self, store_id: u64) {
+        if let Some(p) = self.region().peers.iter().find(|p| p.store_id == store_id) {
+            let id = p.id;
+            self.raw.report_unreachable(id);
+        }
+    }
+
+    /// Phase 1 of a Ready: note role changes, send what may leave at once, and stage the
+    /// entries and hard state into the loop's raft write batch. Returns the Ready and
+    /// whether its write must be synced.
+    pub fn collect_ready(
+        &mut self,
+        wb: &mut WriteBatch,
+        transport: &dyn Transport,
+    ) -> Result<Option<(Ready, bool)>> {
+        if !self.raw.has_ready() {
+            return Ok(None);
+        }
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            let (leader, role) = (ss.leader_id, ss.raft_state);
+            self.on_role_change(leader, role);
+        }
+        if self.is_leader() && self.leader_term != self.raw.raft().term() {
+            self.fail_pending("leader changed");
+            self.leader_term = self.raw.raft().term();
+        }
+        if rd.snapshot().is_some() {
+            return Err(crate::errors::StoreError::Corrupt(
+                "received a raft snapshot, which this store version cannot apply".into(),
+            ));
+        }
+        self.send(rd.take_messages(), transport);
+        let store = self.raw.store_mut();
+        store.append(rd.entries(), wb);
+        if let Some(hs) = rd.hs() {
+            store.set_hard_state(*hs);
+        }
+        if !rd.entries().is_empty() || rd.hs().is_some() {
+            store.write_raft_state(wb);
+        }
+        let sync = rd.must_sync();
+        Ok(Some((rd, sync)))
+    }
+
+    /// Phase 2, after the raft write is durable: send acknowledgements, apply, serve reads.
+    pub fn after_persist(&mut self, mut rd: Ready, transport: &dyn Transport) -> Result<()> {
+        self.send(rd.take_persisted_messages(), transport);
+        let committed = rd.take_committed_entries();
+        if !committed.is_empty() {
+            metrics::COMMITTED_ENTRIES.inc_by(committed.len() as u64);
+            apply::apply_committed(self, committed)?;
+        }
+        for rs in rd.take_read_states() {
+            self.reads.on_read_state(&rs.request_ctx, rs.index);
+        }
+        self.raw.advance(rd);
+        self.serve_reads()?;
+        Ok(())
+    }
+
+    fn serve_reads(&mut self) -> Result<()> {
+        let applied = self.raw.store().applied_index();
+        let ready = self.reads.take_ready(applied);
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let snap = Arc::new(self.raw.store().kv_engine().snapshot());
+        let region = self.region().clone();
+        for cb in ready {
+            cb(Ok(RegionSnapshot::new(snap.clone(), region.clone())));
+        }
+        Ok(())
+    }
+
+    fn on_role_change(&mut self, leader_id: u64, role: StateRole) {
+        if leader_id != self.leader_id {
+            metrics::LEADER_CHANGES.inc();
+            tracing::info!(region_id = self.region_id(), leader_id, ?role, "leader changed");
+        }
+        self.leader_id = leader_id;
+        if role != StateRole::Leader {
+            self.fail_pending("this peer stopped leading");
+        }
+    }
+
+    /// Answers every pending proposal and read at once: proposals are in the log and may
+    /// still commit (outcome unknown); reads never happened.
+    pub fn fail_pending(&mut self, why: &str) {
+        for p in self.proposals.drain(..) {
+            (p.cb)(Err(errors::stale_command(why)));
+        }
+        self.proposal_bytes = 0;
+        let err = errors::not_leader(self.region_id(), self.leader_id);
+        for cb in self.reads.take_all() {
+            cb(Err(err.clone()));
+        }
+    }
+
+    pub(crate) fn proposal_done(&mut self, size_bytes: u64) {
+        self.proposal_bytes = self.proposal_bytes.saturating_sub(size_bytes);
+    }
+
+    fn send(&self, msgs: Vec<Message>, transport: &dyn Transport) {
+        let region = self.region();
+        for m in msgs {
+            let Some(to_peer) = region.peers.iter().find(|p| p.id == m.to) else { continue };
+            transport.send(RaftMessage {
+                region_id: region.id,
+                from_peer: Some(PeerMeta { id: self.store_id, store_id: self.store_id }),
+                to_peer: Some(*to_peer),
+                message: Some(m),
+                region_epoch: region.region_epoch,
+                is_tombstone: false,
+                start_key: Bytes::new(),
+                end_key: Bytes::new(),
+                cluster_id: self.cluster_id,
+            });
+        }
+    }
+}
+
+fn modify_to_request(m: Modify) -> Request {
+    match m {
+        Modify::Put { cf, key, value } => Request {
+            cmd_type: CmdType::Put as i32,
+            put: Some(PutRequest { cf, key, value }),
+            ..Default::default()
+        },
+        Modify::Delete { cf, key } => Request {
+            cmd_type: CmdType::Delete as i32,
+            delete: Some(DeleteRequest { cf, key }),
+            ..Default::default()
+        },
+    }
+}

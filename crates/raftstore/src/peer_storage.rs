@@ -1,0 +1,312 @@
+//! `raft::Storage` over the two engines: the log and `RaftLocalState` in raftdb, the apply
+//! state in kvdb. Writes go into the raft loop's write batch, so every peer's Ready of one
+//! loop is persisted with one fsync (group commit).
+
+use std::collections::VecDeque;
+
+use engine::{CF_RAFT, Engine, WriteBatch};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{RaftState, StorageError, StorageResult};
+use raftkv_proto::metapb::Region;
+use raftkv_proto::raft_serverpb::{RaftApplyState, RaftLocalState};
+
+use crate::errors::{Result, StoreError};
+use crate::keys;
+
+/// A fresh region's log starts here (term and index 5), so a peer created empty by a later
+/// membership change (index 0) can be told apart from an initial member.
+pub const RAFT_INIT_LOG_INDEX: u64 = 5;
+pub const RAFT_INIT_LOG_TERM: u64 = 5;
+
+/// Recent entries kept in memory: the leader reads them to replicate, and most reads of
+/// `term()` hit the tail of the log.
+struct EntryCache {
+    entries: VecDeque<Entry>,
+    size_bytes: u64,
+}
+
+const CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Applied entries kept for followers that lag a little.
+const CACHE_KEEP_APPLIED: u64 = 1024;
+
+impl EntryCache {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.index)
+    }
+
+    fn get(&self, index: u64) -> Option<&Entry> {
+        let first = self.first_index()?;
+        if index < first {
+            return None;
+        }
+        self.entries.get((index - first) as usize)
+    }
+
+    fn append(&mut self, ents: &[Entry]) {
+        let Some(new_first) = ents.first().map(|e| e.index) else { return };
+        if let Some(first) = self.first_index() {
+            let contiguous = first + self.entries.len() as u64;
+            if new_first < first || new_first > contiguous {
+                self.clear();
+            } else {
+                while self.entries.len() as u64 > new_first - first {
+                    if let Some(e) = self.entries.pop_back() {
+                        self.size_bytes -= raft::entry_size(&e);
+                    }
+                }
+            }
+        }
+        for e in ents {
+            self.size_bytes += raft::entry_size(e);
+            self.entries.push_back(e.clone());
+        }
+    }
+
+    /// Drops entries at or below `applied - CACHE_KEEP_APPLIED`, and more while over budget.
+    fn compact(&mut self, applied: u64) {
+        while let Some(front) = self.entries.front() {
+            let old = front.index + CACHE_KEEP_APPLIED <= applied;
+            let over = self.size_bytes > CACHE_MAX_BYTES && front.index <= applied;
+            if !(old || over) {
+                break;
+            }
+            if let Some(e) = self.entries.pop_front() {
+                self.size_bytes -= raft::entry_size(&e);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.size_bytes = 0;
+    }
+}
+
+pub struct PeerStorage {
+    region: Region,
+    raft_engine: Engine,
+    kv_engine: Engine,
+    raft_state: RaftLocalState,
+    apply_state: RaftApplyState,
+    cache: EntryCache,
+}
+
+impl PeerStorage {
+    /// Loads a peer's persisted state and checks `truncated <= applied <= commit <= last`.
+    pub fn load(region: Region, raft_engine: Engine, kv_engine: Engine) -> Result<Self> {
+        let id = region.id;
+        let raft_state: RaftLocalState =
+            raft_engine
+                .get_msg(CF_RAFT, &keys::raft_state_key(id))?
+                .ok_or_else(|| StoreError::Corrupt(format!("region {id}: raft state missing")))?;
+        let apply_state: RaftApplyState = kv_engine
+            .get_msg(engine::CF_DEFAULT, &keys::apply_state_key(id))?
+            .ok_or_else(|| StoreError::Corrupt(format!("region {id}: apply state missing")))?;
+        let s = PeerStorage {
+            region,
+            raft_engine,
+            kv_engine,
+            raft_state,
+            apply_state,
+            cache: EntryCache { entries: VecDeque::new(), size_bytes: 0 },
+        };
+        s.check_invariants()?;
+        Ok(s)
+    }
+
+    fn check_invariants(&self) -> Result<()> {
+        let truncated = self.truncated_index();
+        let applied = self.applied_index();
+        let commit = self.raft_state.hard_state.map_or(0, |h| h.commit);
+        let last = self.raft_state.last_index;
+        if !(truncated <= applied && applied <= commit && commit <= last) {
+            return Err(StoreError::Corrupt(format!(
+                "region {}: log pointers broken: truncated {truncated}, applied {applied}, \
+                 commit {commit}, last {last} (need truncated <= applied <= commit <= last)",
+                self.region.id
+            )));
+        }
+        if last > truncated {
+            let term = self.stored_term(last).map_err(|e| {
+                StoreError::Corrupt(format!("region {}: last entry {last}: {e}", self.region.id))
+            })?;
+            if term != self.raft_state.last_term {
+                return Err(StoreError::Corrupt(format!(
+                    "region {}: last entry {last} has term {term}, raft state says {}",
+                    self.region.id, self.raft_state.last_term
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    pub fn set_region(&mut self, region: Region) {
+        self.region = region;
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.apply_state.applied_index
+    }
+
+    pub fn apply_state(&self) -> &RaftApplyState {
+        &self.apply_state
+    }
+
+    pub fn set_applied_index(&mut self, index: u64) {
+        self.apply_state.applied_index = index;
+        self.cache.compact(index);
+    }
+
+    pub fn truncated_index(&self) -> u64 {
+        self.apply_state.truncated_state.map_or(0, |t| t.index)
+    }
+
+    fn truncated_term(&self) -> u64 {
+        self.apply_state.truncated_state.map_or(0, |t| t.term)
+    }
+
+    pub fn kv_engine(&self) -> &Engine {
+        &self.kv_engine
+    }
+
+    /// Adds a Ready's entries to the loop's raft write batch, deleting any stored entries
+    /// past the new last one (they were replaced by a newer leader and can never commit).
+    pub fn append(&mut self, ents: &[Entry], wb: &mut WriteBatch) {
+        let Some(last) = ents.last() else { return };
+        let region_id = self.region.id;
+        for e in ents {
+            wb.put_msg(CF_RAFT, &keys::raft_log_key(region_id, e.index), e);
+        }
+        for stale in last.index + 1..=self.raft_state.last_index {
+            wb.delete(CF_RAFT, &keys::raft_log_key(region_id, stale));
+        }
+        self.raft_state.last_index = last.index;
+        self.raft_state.last_term = last.term;
+        self.cache.append(ents);
+    }
+
+    pub fn set_hard_state(&mut self, hs: HardState) {
+        self.raft_state.hard_state = Some(hs);
+    }
+
+    pub fn write_raft_state(&self, wb: &mut WriteBatch) {
+        wb.put_msg(CF_RAFT, &keys::raft_state_key(self.region.id), &self.raft_state);
+    }
+
+    fn stored_term(&self, index: u64) -> std::result::Result<u64, String> {
+        let key = keys::raft_log_key(self.region.id, index);
+        match self.raft_engine.get_msg::<Entry>(CF_RAFT, &key) {
+            Ok(Some(e)) if e.index == index => Ok(e.term),
+            Ok(Some(e)) => Err(format!("entry stored at {index} claims index {}", e.index)),
+            Ok(None) => Err(format!("entry {index} missing")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn storage_error(msg: String) -> StorageError {
+        StorageError::Other(msg.into())
+    }
+}
+
+impl raft::Storage for PeerStorage {
+    fn initial_state(&self) -> StorageResult<RaftState> {
+        let voters = self.region.peers.iter().map(|p| p.id).collect();
+        Ok(RaftState {
+            hard_state: self.raft_state.hard_state.unwrap_or_default(),
+            conf_state: ConfState { voters, learners: vec![] },
+        })
+    }
+
+    fn entries(&self, low: u64, high: u64, max_size: u64) -> StorageResult<Vec<Entry>> {
+        if low <= self.truncated_index() {
+            return Err(StorageError::Compacted);
+        }
+        if high > self.raft_state.last_index + 1 {
+            return Err(StorageError::Unavailable);
+        }
+        let mut ents = Vec::with_capacity((high - low).min(1024) as usize);
+        let mut size = 0u64;
+        let cache_first = self.cache.first_index().unwrap_or(u64::MAX);
+        let mut next = low;
+        if low < cache_first {
+            let start = keys::raft_log_key(self.region.id, low);
+            let end = keys::raft_log_key(self.region.id, high.min(cache_first));
+            let pairs = self
+                .raft_engine
+                .scan(CF_RAFT, &start, Some(&end), (high - low) as usize)
+                .map_err(|e| Self::storage_error(e.to_string()))?;
+            for (_, v) in pairs {
+                let e = <Entry as prost::Message>::decode(v.as_ref())
+                    .map_err(|e| Self::storage_error(format!("corrupt log entry: {e}")))?;
+                if e.index != next {
+                    return Err(Self::storage_error(format!(
+                        "log gap in region {}: expected entry {next}, found {}",
+                        self.region.id, e.index
+                    )));
+                }
+                size += raft::entry_size(&e);
+                if !ents.is_empty() && size > max_size {
+                    return Ok(ents);
+                }
+                ents.push(e);
+                next += 1;
+            }
+            if next < high.min(cache_first) {
+                return Err(Self::storage_error(format!(
+                    "log gap in region {}: entry {next} missing",
+                    self.region.id
+                )));
+            }
+        }
+        while next < high {
+            let Some(e) = self.cache.get(next) else {
+                return Err(Self::storage_error(format!("entry {next} missing from cache")));
+            };
+            size += raft::entry_size(e);
+            if !ents.is_empty() && size > max_size {
+                break;
+            }
+            ents.push(e.clone());
+            next += 1;
+        }
+        Ok(ents)
+    }
+
+    fn term(&self, index: u64) -> StorageResult<u64> {
+        let truncated = self.truncated_index();
+        if index == truncated {
+            return Ok(self.truncated_term());
+        }
+        if index < truncated {
+            return Err(StorageError::Compacted);
+        }
+        if index > self.raft_state.last_index {
+            return Err(StorageError::Unavailable);
+        }
+        if index == self.raft_state.last_index {
+            return Ok(self.raft_state.last_term);
+        }
+        if let Some(e) = self.cache.get(index) {
+            return Ok(e.term);
+        }
+        self.stored_term(index).map_err(Self::storage_error)
+    }
+
+    fn first_index(&self) -> StorageResult<u64> {
+        Ok(self.truncated_index() + 1)
+    }
+
+    fn last_index(&self) -> StorageResult<u64> {
+        Ok(self.raft_state.last_index)
+    }
+
+    fn snapshot(&self, _request_index: u64, _to: u64) -> StorageResult<Snapshot> {
+        // Snapshot generation (a region worker reading kvdb at one point) comes with log
+        // GC; until the log is compacted no peer can need one.
+        Err(StorageError::SnapshotTemporarilyUnavailable)
+    }
+}

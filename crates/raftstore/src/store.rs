@@ -1,0 +1,531 @@
+//! The store: its raft worker thread (the Ready loop) and the handle everyone else uses.
+//!
+//! One loop iteration: wait for a message or the next tick; drain everything queued
+//! (bounded); tick if due (a stall skips missed ticks instead of firing a burst); start one
+//! ReadIndex round per peer for the reads that arrived; then for every peer with a Ready:
+//! send what may leave at once, stage entries and hard state into ONE raft write batch,
+//! write it with ONE fsync (group commit), then send acknowledgements, apply and serve reads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use engine::WriteBatch;
+use raft::{Config as RaftConfig, ProgressState};
+use raftkv_proto::errorpb;
+use raftkv_proto::metapb::Region;
+use raftkv_proto::raft_serverpb::{RaftMessage, StoreIdent};
+
+use crate::bootstrap::{self, DirLock, Engines};
+use crate::config::StoreConfig;
+use crate::errors::{self, Result, StoreError};
+use crate::metrics;
+use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
+use crate::peer::{Peer, PeerLimits};
+use crate::peer_storage::PeerStorage;
+use crate::status::StoreStatus;
+use crate::transport::Transport;
+
+/// Messages drained per loop before the Readies are handled: bounds a loop's latency.
+const MAX_MSGS_PER_LOOP: usize = 4096;
+
+/// Why a raft message from another store was refused (it changed nothing).
+#[derive(Debug, thiserror::Error)]
+pub enum RejectedMessage {
+    #[error("message is from cluster {got}, this store belongs to cluster {expected}")]
+    WrongCluster { expected: u64, got: u64 },
+    #[error("message is for store {to}, this is store {me}")]
+    WrongStore { to: u64, me: u64 },
+    #[error("malformed raft message: {0}")]
+    Malformed(&'static str),
+    #[error("region {0} is not on this store")]
+    UnknownRegion(u64),
+    #[error("store {0} is not a member of region {1}")]
+    UnknownPeer(u64, u64),
+    #[error("message carries a stale region epoch")]
+    StaleEpoch,
+    #[error("store is busy: raft message queue is full")]
+    Busy,
+    #[error("store is stopped")]
+    Stopped,
+}
+
+struct Shared {
+    store_id: u64,
+    cluster_id: u64,
+    tx: Sender<StoreMsg>,
+    pending_commands: AtomicUsize,
+    pending_raft: AtomicUsize,
+    max_pending_commands: usize,
+    max_pending_raft: usize,
+    regions: RwLock<HashMap<u64, Region>>,
+    status: Mutex<StoreStatus>,
+    stopped: AtomicBool,
+    worker: Mutex<Option<JoinHandle<Result<()>>>>,
+}
+
+/// The store's public face: cheap to clone, safe to use from any thread.
+#[derive(Clone)]
+pub struct StoreHandle {
+    shared: Arc<Shared>,
+}
+
+pub struct Store;
+
+impl Store {
+    /// Opens (or bootstraps) the store in `cfg.data_dir` and starts its raft worker.
+    pub fn start(cfg: StoreConfig, transport: Arc<dyn Transport>) -> Result<StoreHandle> {
+        let (engines, lock) = bootstrap::open_engines(&cfg.data_dir)?;
+        let ident = bootstrap::load_or_bootstrap(&cfg, &engines)?;
+        let raft_cfg = RaftConfig {
+            id: cfg.store_id,
+            election_tick: cfg.election_tick,
+            heartbeat_tick: cfg.heartbeat_tick,
+            max_size_per_msg: cfg.max_size_per_msg_bytes,
+            max_inflight_msgs: cfg.max_inflight_msgs,
+            max_committed_size_per_ready: cfg.max_apply_bytes_per_ready,
+            check_quorum: cfg.check_quorum,
+            pre_vote: cfg.pre_vote,
+            seed: ident.incarnation,
+            ..Default::default()
+        };
+        let mut peers = HashMap::new();
+        let mut regions = HashMap::new();
+        for state in bootstrap::load_regions(&engines)? {
+            let region = state.region.unwrap_or_default();
+            if !region.peers.iter().any(|p| p.store_id == cfg.store_id) {
+                return Err(StoreError::Corrupt(format!(
+                    "region {} does not list this store as a member",
+                    region.id
+                )));
+            }
+            let storage =
+                PeerStorage::load(region.clone(), engines.raft.clone(), engines.kv.clone())?;
+            let limits = PeerLimits { max_proposal_bytes: cfg.max_inflight_proposal_bytes };
+            let peer = Peer::new(cfg.store_id, cfg.cluster_id, &raft_cfg, storage, limits)?;
+            regions.insert(region.id, region);
+            peers.insert(peer.region_id(), peer);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = Arc::new(Shared {
+            store_id: cfg.store_id,
+            cluster_id: cfg.cluster_id,
+            tx,
+            pending_commands: AtomicUsize::new(0),
+            pending_raft: AtomicUsize::new(0),
+            max_pending_commands: cfg.max_pending_commands,
+            max_pending_raft: cfg.max_pending_raft_messages,
+            regions: RwLock::new(regions),
+            status: Mutex::new(StoreStatus {
+                store_id: cfg.store_id,
+                role: "follower",
+                ..Default::default()
+            }),
+            stopped: AtomicBool::new(false),
+            worker: Mutex::new(None),
+        });
+        let worker = StoreLoop {
+            base_tick: cfg.base_tick,
+            election_timeout: cfg.base_tick * cfg.election_tick as u32,
+            engines,
+            _lock: lock,
+            _ident: ident,
+            transport,
+            rx,
+            shared: shared.clone(),
+            peers,
+            next_tick: Instant::now() + cfg.base_tick,
+            shutdown_deadline: None,
+            killed: false,
+        };
+        let thread_shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("raftstore-{}", cfg.store_id))
+            .spawn(move || {
+                let result = worker.run();
+                if let Err(e) = &result {
+                    tracing::error!(store_id = thread_shared.store_id, "store stopped: {e}");
+                }
+                thread_shared.stopped.store(true, Ordering::SeqCst);
+                result
+            })
+            .map_err(|e| StoreError::DataDir {
+                path: "-".into(),
+                message: format!("cannot spawn: {e}"),
+            })?;
+        if let Ok(mut w) = shared.worker.lock() {
+            *w = Some(handle);
+        }
+        Ok(StoreHandle { shared })
+    }
+}
+
+impl StoreHandle {
+    pub fn store_id(&self) -> u64 {
+        self.shared.store_id
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.shared.cluster_id
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Proposes a write; `cb` is called exactly once (`Ok` once applied).
+    pub fn write(&self, ctx: RequestContext, ops: Vec<Modify>, cb: WriteCallback) {
+        if let Err(e) = self.admit_command() {
+            return cb(Err(e));
+        }
+        if let Err(std::sync::mpsc::SendError(msg)) =
+            self.shared.tx.send(StoreMsg::Write { ctx, ops, cb })
+        {
+            self.shared.pending_commands.fetch_sub(1, Ordering::SeqCst);
+            if let StoreMsg::Write { cb, .. } = msg {
+                cb(Err(errors::store_stopped()));
+            }
+        }
+    }
+
+    /// Asks for a linearizable view of the region holding `key` (or the context's region).
+    pub fn read(&self, ctx: RequestContext, key: Bytes, cb: ReadCallback) {
+        if let Err(e) = self.admit_command() {
+            return cb(Err(e));
+        }
+        if let Err(std::sync::mpsc::SendError(msg)) =
+            self.shared.tx.send(StoreMsg::Read { ctx, key, cb })
+        {
+            self.shared.pending_commands.fetch_sub(1, Ordering::SeqCst);
+            if let StoreMsg::Read { cb, .. } = msg {
+                cb(Err(errors::store_stopped()));
+            }
+        }
+    }
+
+    fn admit_command(&self) -> std::result::Result<(), errorpb::Error> {
+        if self.is_stopped() {
+            return Err(errors::store_stopped());
+        }
+        let queued = self.shared.pending_commands.fetch_add(1, Ordering::SeqCst);
+        if queued >= self.shared.max_pending_commands {
+            self.shared.pending_commands.fetch_sub(1, Ordering::SeqCst);
+            return Err(errors::server_is_busy("raftstore command queue is full"));
+        }
+        Ok(())
+    }
+
+    /// Validates a raft message from another store and queues it for the raft worker.
+    pub fn step_raft_message(&self, msg: RaftMessage) -> std::result::Result<(), RejectedMessage> {
+        self.validate(&msg)?;
+        if self.is_stopped() {
+            return Err(RejectedMessage::Stopped);
+        }
+        let queued = self.shared.pending_raft.fetch_add(1, Ordering::SeqCst);
+        if queued >= self.shared.max_pending_raft {
+            self.shared.pending_raft.fetch_sub(1, Ordering::SeqCst);
+            metrics::RAFT_MESSAGES_DROPPED.inc();
+            return Err(RejectedMessage::Busy);
+        }
+        if self.shared.tx.send(StoreMsg::Raft(Box::new(msg))).is_err() {
+            return Err(RejectedMessage::Stopped);
+        }
+        Ok(())
+    }
+
+    fn validate(&self, msg: &RaftMessage) -> std::result::Result<(), RejectedMessage> {
+        if msg.cluster_id != self.shared.cluster_id {
+            return Err(RejectedMessage::WrongCluster {
+                expected: self.shared.cluster_id,
+                got: msg.cluster_id,
+            });
+        }
+        let (Some(from), Some(to), Some(m)) = (&msg.from_peer, &msg.to_peer, &msg.message) else {
+            return Err(RejectedMessage::Malformed("missing from_peer, to_peer or message"));
+        };
+        if to.store_id != self.shared.store_id || to.id != self.shared.store_id {
+            return Err(RejectedMessage::WrongStore { to: to.store_id, me: self.shared.store_id });
+        }
+        if m.from != from.id || m.to != to.id {
+            return Err(RejectedMessage::Malformed("raft message ids disagree with the envelope"));
+        }
+        let regions = self.shared.regions.read().map_err(|_| RejectedMessage::Stopped)?;
+        let region =
+            regions.get(&msg.region_id).ok_or(RejectedMessage::UnknownRegion(msg.region_id))?;
+        if !region.peers.iter().any(|p| p.id == from.id && p.store_id == from.store_id) {
+            return Err(RejectedMessage::UnknownPeer(from.store_id, region.id));
+        }
+        if let (Some(theirs), Some(ours)) = (&msg.region_epoch, &region.region_epoch)
+            && theirs.version < ours.version
+        {
+            return Err(RejectedMessage::StaleEpoch);
+        }
+        Ok(())
+    }
+
+    /// The transport could not deliver to `store_id`.
+    pub fn report_unreachable(&self, store_id: u64) {
+        let _ = self.shared.tx.send(StoreMsg::Unreachable { store_id });
+    }
+
+    /// The latest status, as of the last loop iteration.
+    pub fn status(&self) -> StoreStatus {
+        self.shared.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The store ids of region 1's members (the single region of part B).
+    pub fn member_store_ids(&self) -> Vec<u64> {
+        let regions = self.shared.regions.read();
+        regions
+            .map(|r| {
+                r.get(&bootstrap::FIRST_REGION_ID)
+                    .map(|r| r.peers.iter().map(|p| p.store_id).collect())
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Asks the store to stop: a leader first hands leadership to a caught-up peer.
+    pub fn shutdown(&self) {
+        let _ = self.shared.tx.send(StoreMsg::Shutdown);
+    }
+
+    /// Stops the store at once, as a crash would (tests; an operator uses `shutdown`).
+    pub fn kill(&self) {
+        let _ = self.shared.tx.send(StoreMsg::Kill);
+    }
+
+    /// Waits for the raft worker to finish; returns its error if it stopped on one.
+    pub fn join(&self) -> Result<()> {
+        let worker = self.shared.worker.lock().ok().and_then(|mut w| w.take());
+        match worker {
+            Some(h) => {
+                h.join().unwrap_or_else(|_| Err(StoreError::Corrupt("raft worker panicked".into())))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// A status round trip through the raft worker (tests await progress with it).
+    pub fn status_sync(&self, timeout: Duration) -> Option<StoreStatus> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cb = Box::new(move |s: StoreStatus| {
+            let _ = tx.send(s);
+        });
+        self.shared.tx.send(StoreMsg::Status(cb)).ok()?;
+        rx.recv_timeout(timeout).ok()
+    }
+}
+
+struct StoreLoop {
+    base_tick: Duration,
+    election_timeout: Duration,
+    engines: Engines,
+    _lock: DirLock,
+    _ident: StoreIdent,
+    transport: Arc<dyn Transport>,
+    rx: Receiver<StoreMsg>,
+    shared: Arc<Shared>,
+    peers: HashMap<u64, Peer>,
+    next_tick: Instant,
+    shutdown_deadline: Option<Instant>,
+    killed: bool,
+}
+
+impl StoreLoop {
+    fn run(mut self) -> Result<()> {
+        loop {
+            let busy = self.peers.values().any(|p| p.raw.has_ready());
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                self.next_tick.saturating_duration_since(Instant::now())
+            };
+            match self.rx.recv_timeout(timeout) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            for _ in 0..MAX_MSGS_PER_LOOP {
+                match self.rx.try_recv() {
+                    Ok(msg) => self.handle(msg),
+                    Err(_) => break,
+                }
+            }
+            if self.killed {
+                // Pending callbacks are dropped unanswered: their outcome is unknown.
+                return Ok(());
+            }
+            self.maybe_tick();
+            for peer in self.peers.values_mut() {
+                peer.flush_reads();
+            }
+            let start = Instant::now();
+            self.handle_readies()?;
+            metrics::READY_LOOP_SECONDS.observe(start.elapsed().as_secs_f64());
+            self.publish_status();
+            if self.shutdown_done() {
+                for peer in self.peers.values_mut() {
+                    peer.fail_pending("store is shutting down");
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle(&mut self, msg: StoreMsg) {
+        match msg {
+            StoreMsg::Raft(m) => {
+                self.shared.pending_raft.fetch_sub(1, Ordering::SeqCst);
+                let RaftMessage { region_id, message, .. } = *m;
+                if let (Some(peer), Some(message)) = (self.peers.get_mut(&region_id), message) {
+                    peer.step(message);
+                }
+            }
+            StoreMsg::Write { ctx, ops, cb } => {
+                self.shared.pending_commands.fetch_sub(1, Ordering::SeqCst);
+                let key = ops.first().map(|m| Bytes::copy_from_slice(m.key())).unwrap_or_default();
+                match self.route(&ctx, &key) {
+                    Ok(peer) => peer.propose_write(ctx, ops, cb),
+                    Err(e) => cb(Err(e)),
+                }
+            }
+            StoreMsg::Read { ctx, key, cb } => {
+                self.shared.pending_commands.fetch_sub(1, Ordering::SeqCst);
+                match self.route(&ctx, &key) {
+                    Ok(peer) => peer.read(ctx, &key, cb),
+                    Err(e) => cb(Err(e)),
+                }
+            }
+            StoreMsg::Unreachable { store_id } => {
+                for peer in self.peers.values_mut() {
+                    peer.report_unreachable(store_id);
+                }
+            }
+            StoreMsg::Status(cb) => cb(self.current_status()),
+            StoreMsg::Shutdown => self.begin_shutdown(),
+            StoreMsg::Kill => self.killed = true,
+        }
+    }
+
+    /// The peer a request goes to: the named region, or the one holding `key`.
+    fn route(
+        &mut self,
+        ctx: &RequestContext,
+        key: &[u8],
+    ) -> std::result::Result<&mut Peer, errorpb::Error> {
+        if self.shutdown_deadline.is_some() {
+            return Err(errors::store_stopped());
+        }
+        if ctx.region_id != 0 {
+            return self
+                .peers
+                .get_mut(&ctx.region_id)
+                .ok_or_else(|| errors::region_not_found(ctx.region_id));
+        }
+        self.peers
+            .values_mut()
+            .find(|p| {
+                let r = p.region();
+                key >= r.start_key.as_ref() && (r.end_key.is_empty() || key < r.end_key.as_ref())
+            })
+            .ok_or_else(|| errors::region_not_found(0))
+    }
+
+    fn maybe_tick(&mut self) {
+        let now = Instant::now();
+        if now < self.next_tick {
+            return;
+        }
+        for peer in self.peers.values_mut() {
+            peer.tick();
+        }
+        // One tick however long we stalled: a burst would fire elections at once.
+        self.next_tick = now + self.base_tick;
+    }
+
+    fn handle_readies(&mut self) -> Result<()> {
+        let mut wb = WriteBatch::new();
+        let mut sync = false;
+        let mut readies = Vec::new();
+        for (&region_id, peer) in self.peers.iter_mut() {
+            if let Some((rd, must_sync)) = peer.collect_ready(&mut wb, self.transport.as_ref())? {
+                sync |= must_sync;
+                readies.push((region_id, rd));
+            }
+        }
+        if !wb.is_empty() {
+            let start = Instant::now();
+            // A failed write or fsync stops the store: never retry an fsync and carry on.
+            self.engines.raft.write(wb, sync)?;
+            metrics::FSYNC_SECONDS.observe(start.elapsed().as_secs_f64());
+        }
+        for (region_id, rd) in readies {
+            if let Some(peer) = self.peers.get_mut(&region_id) {
+                peer.after_persist(rd, self.transport.as_ref())?;
+                if let Ok(mut regions) = self.shared.regions.write()
+                    && regions.get(&region_id) != Some(peer.region())
+                {
+                    regions.insert(region_id, peer.region().clone());
+                }
+            }
+        }
+        self.transport.flush();
+        Ok(())
+    }
+
+    fn current_status(&self) -> StoreStatus {
+        self.peers.get(&bootstrap::FIRST_REGION_ID).map(Peer::status).unwrap_or(StoreStatus {
+            store_id: self.shared.store_id,
+            role: "follower",
+            ..Default::default()
+        })
+    }
+
+    fn publish_status(&self) {
+        let status = self.current_status();
+        if let Ok(mut s) = self.shared.status.lock()
+            && *s != status
+        {
+            *s = status;
+        }
+    }
+
+    /// A leader hands leadership to its most caught-up peer before stopping, so clients see
+    /// a new leader at once instead of waiting out an election timeout.
+    fn begin_shutdown(&mut self) {
+        self.shutdown_deadline = Some(Instant::now() + 2 * self.election_timeout);
+        for peer in self.peers.values_mut() {
+            if !peer.is_leader() {
+                continue;
+            }
+            let last = peer.raw.raft().raft_log().last_index();
+            let status = peer.raw.status();
+            let target = status
+                .progress
+                .iter()
+                .flatten()
+                .filter(|(id, p)| **id != peer.peer_id() && p.state == ProgressState::Replicate)
+                .max_by_key(|(_, p)| p.matched)
+                .map(|(id, p)| (*id, p.matched));
+            if let Some((id, matched)) = target {
+                tracing::info!(to = id, matched, last, "handing over leadership before shutdown");
+                let _ = peer.raw.transfer_leader(id);
+            }
+        }
+    }
+
+    fn shutdown_done(&self) -> bool {
+        match self.shutdown_deadline {
+            None => false,
+            Some(deadline) => {
+                Instant::now() >= deadline || !self.peers.values().any(Peer::is_leader)
+            }
+        }
+    }
+}
