@@ -1,0 +1,160 @@
+//! N stores in one process, each on its own data dir under one temp dir.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use raftstore::{Store, StoreConfig, StoreHandle};
+
+use crate::network::SimNetwork;
+
+pub struct Cluster {
+    _dir: tempfile::TempDir,
+    configs: BTreeMap<u64, StoreConfig>,
+    pub net: Arc<SimNetwork>,
+}
+
+impl Cluster {
+    /// `n` stores with fast ticks (10 ms); `tweak` adjusts each store's config.
+    pub fn new(n: u64, seed: u64, tweak: impl Fn(&mut StoreConfig)) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let peers: BTreeMap<u64, String> =
+            (1..=n).map(|id| (id, format!("127.0.0.1:{}", 30000 + id))).collect();
+        let configs = peers
+            .keys()
+            .map(|&id| {
+                let mut cfg = StoreConfig::new(id, peers.clone(), store_dir(dir.path().into(), id));
+                cfg.base_tick = Duration::from_millis(10);
+                tweak(&mut cfg);
+                (id, cfg)
+            })
+            .collect();
+        Cluster { _dir: dir, configs, net: SimNetwork::new(seed) }
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.configs.keys().copied().collect()
+    }
+
+    pub fn start_all(&self) {
+        for id in self.ids() {
+            self.start(id);
+        }
+    }
+
+    /// Starts (or restarts from its data dir) store `id`.
+    pub fn start(&self, id: u64) {
+        if self.net.handle(id).is_some() {
+            return;
+        }
+        let cfg = self.configs[&id].clone();
+        match Store::start(cfg, self.net.transport(id)) {
+            Ok(h) => self.net.register(h),
+            Err(e) => panic!("store {id} failed to start: {e}"),
+        }
+    }
+
+    /// Kills store `id` at once, as a crash: what it had not synced is lost.
+    pub fn crash(&self, id: u64) {
+        if let Some(h) = self.net.unregister(id) {
+            h.kill();
+            if let Err(e) = h.join() {
+                panic!("store {id} had failed before the crash: {e}");
+            }
+        }
+    }
+
+    /// Stops store `id` the way SIGTERM does (leadership handed over first).
+    pub fn stop(&self, id: u64) {
+        if let Some(h) = self.net.handle(id) {
+            h.shutdown();
+            if let Err(e) = h.join() {
+                panic!("store {id} failed: {e}");
+            }
+            self.net.unregister(id);
+        }
+    }
+
+    pub fn handle(&self, id: u64) -> Option<StoreHandle> {
+        self.net.handle(id)
+    }
+
+    pub fn is_up(&self, id: u64) -> bool {
+        self.net.handle(id).is_some()
+    }
+
+    /// The store that believes it leads, if exactly one running store does.
+    pub fn leader(&self) -> Option<u64> {
+        let leaders: Vec<u64> = self
+            .ids()
+            .into_iter()
+            .filter_map(|id| self.handle(id))
+            .filter(|h| h.status().role == "leader")
+            .map(|h| h.store_id())
+            .collect();
+        (leaders.len() == 1).then(|| leaders[0])
+    }
+
+    /// Waits for a leader that a majority of running stores follow.
+    pub fn wait_leader(&self, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.leader() {
+                let followers = self
+                    .ids()
+                    .into_iter()
+                    .filter_map(|id| self.handle(id))
+                    .filter(|h| h.status().leader_id == l)
+                    .count();
+                if followers * 2 > self.configs.len() {
+                    return l;
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits until every running store applied at least `index`.
+    pub fn wait_applied(&self, index: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let behind: Vec<(u64, u64)> = self
+                .ids()
+                .into_iter()
+                .filter_map(|id| self.handle(id))
+                .map(|h| (h.store_id(), h.status().applied))
+                .filter(|&(_, a)| a < index)
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "stores {behind:?} did not apply {index} in {timeout:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn shutdown(&self) {
+        for id in self.ids() {
+            self.crash(id);
+        }
+        self.net.shutdown();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for id in self.ids() {
+            if let Some(h) = self.net.unregister(id) {
+                h.kill();
+                let _ = h.join();
+            }
+        }
+        self.net.shutdown();
+    }
+}
+
+fn store_dir(base: PathBuf, id: u64) -> PathBuf {
+    base.join(format!("store-{id}"))
+}

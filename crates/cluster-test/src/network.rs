@@ -1,0 +1,221 @@
+//! The simulated network between stores, with fault filters. Every send goes through
+//! `route`; a delayed message waits in a queue served by one delivery thread.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use raftkv_proto::raft_serverpb::RaftMessage;
+use raftstore::{StoreHandle, Transport};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+#[derive(Default, Clone)]
+struct Filters {
+    drop_rate: f64,
+    max_delay: Duration,
+    /// store -> group; stores talk only within a group.
+    groups: Option<HashMap<u64, u8>>,
+    isolated: HashSet<u64>,
+}
+
+struct Delayed {
+    at: Instant,
+    seq: u64,
+    msg: RaftMessage,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+pub struct SimNetwork {
+    stores: RwLock<HashMap<u64, StoreHandle>>,
+    filters: RwLock<Filters>,
+    rng: Mutex<StdRng>,
+    delayed: Mutex<(BinaryHeap<Reverse<Delayed>>, u64)>,
+    stop: AtomicBool,
+}
+
+impl SimNetwork {
+    pub fn new(seed: u64) -> Arc<Self> {
+        let net = Arc::new(SimNetwork {
+            stores: RwLock::new(HashMap::new()),
+            filters: RwLock::new(Filters::default()),
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            delayed: Mutex::new((BinaryHeap::new(), 0)),
+            stop: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&net);
+        std::thread::Builder::new()
+            .name("sim-network-delay".into())
+            .spawn(move || deliver_delayed(weak))
+            .ok();
+        net
+    }
+
+    pub fn transport(self: &Arc<Self>, store_id: u64) -> Arc<dyn Transport> {
+        Arc::new(SimTransport { from: store_id, net: self.clone() })
+    }
+
+    pub fn register(&self, handle: StoreHandle) {
+        if let Ok(mut s) = self.stores.write() {
+            s.insert(handle.store_id(), handle);
+        }
+    }
+
+    pub fn unregister(&self, store_id: u64) -> Option<StoreHandle> {
+        self.stores.write().ok()?.remove(&store_id)
+    }
+
+    pub fn handle(&self, store_id: u64) -> Option<StoreHandle> {
+        self.stores.read().ok()?.get(&store_id).cloned()
+    }
+
+    /// Drops `rate` of the messages and delays the rest by up to `max_delay`.
+    pub fn set_unreliable(&self, rate: f64, max_delay: Duration) {
+        if let Ok(mut f) = self.filters.write() {
+            f.drop_rate = rate;
+            f.max_delay = max_delay;
+        }
+    }
+
+    /// Splits stores into groups; only stores of one group can talk.
+    pub fn partition(&self, groups: &[Vec<u64>]) {
+        let mut map = HashMap::new();
+        for (g, members) in groups.iter().enumerate() {
+            for &s in members {
+                map.insert(s, g as u8);
+            }
+        }
+        if let Ok(mut f) = self.filters.write() {
+            f.groups = Some(map);
+        }
+    }
+
+    pub fn isolate(&self, store_id: u64) {
+        if let Ok(mut f) = self.filters.write() {
+            f.isolated.insert(store_id);
+        }
+    }
+
+    /// Removes partitions and isolation (the unreliable setting stays).
+    pub fn heal(&self) {
+        if let Ok(mut f) = self.filters.write() {
+            f.groups = None;
+            f.isolated.clear();
+        }
+    }
+
+    pub fn random_u64(&self, below: u64) -> u64 {
+        self.rng.lock().map(|mut r| r.random_range(0..below.max(1))).unwrap_or(0)
+    }
+
+    fn connected(f: &Filters, a: u64, b: u64) -> bool {
+        if f.isolated.contains(&a) || f.isolated.contains(&b) {
+            return false;
+        }
+        match &f.groups {
+            Some(g) => g.get(&a).is_some() && g.get(&a) == g.get(&b),
+            None => true,
+        }
+    }
+
+    fn route(&self, from: u64, msg: RaftMessage) {
+        let to = msg.to_peer.map_or(0, |p| p.store_id);
+        let Ok(f) = self.filters.read().map(|f| f.clone()) else { return };
+        if !Self::connected(&f, from, to) {
+            return;
+        }
+        let (dropped, delay) = match self.rng.lock() {
+            Ok(mut rng) => {
+                let dropped = f.drop_rate > 0.0 && rng.random_bool(f.drop_rate);
+                let delay = if f.max_delay.is_zero() {
+                    Duration::ZERO
+                } else {
+                    Duration::from_micros(rng.random_range(0..f.max_delay.as_micros() as u64))
+                };
+                (dropped, delay)
+            }
+            Err(_) => (true, Duration::ZERO),
+        };
+        if dropped {
+            return;
+        }
+        if delay.is_zero() {
+            self.deliver(from, msg);
+        } else if let Ok(mut q) = self.delayed.lock() {
+            q.1 += 1;
+            let seq = q.1;
+            q.0.push(Reverse(Delayed { at: Instant::now() + delay, seq, msg }));
+        }
+    }
+
+    fn deliver(&self, from: u64, msg: RaftMessage) {
+        let to = msg.to_peer.map_or(0, |p| p.store_id);
+        match self.handle(to) {
+            Some(h) => {
+                let _ = h.step_raft_message(msg);
+            }
+            None => {
+                if let Some(sender) = self.handle(from) {
+                    sender.report_unreachable(to);
+                }
+            }
+        }
+    }
+
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn deliver_delayed(net: Weak<SimNetwork>) {
+    loop {
+        let Some(net) = net.upgrade() else { return };
+        if net.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        let mut due = Vec::new();
+        if let Ok(mut q) = net.delayed.lock() {
+            while q.0.peek().is_some_and(|Reverse(d)| d.at <= now) {
+                if let Some(Reverse(d)) = q.0.pop() {
+                    due.push(d.msg);
+                }
+            }
+        }
+        for msg in due {
+            let from = msg.from_peer.map_or(0, |p| p.store_id);
+            net.deliver(from, msg);
+        }
+        drop(net);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+struct SimTransport {
+    from: u64,
+    net: Arc<SimNetwork>,
+}
+
+impl Transport for SimTransport {
+    fn send(&self, msg: RaftMessage) {
+        self.net.route(self.from, msg);
+    }
+}
