@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     // Entry payloads are shared between the log, messages and Ready without copying.
     config.bytes(["."]);
+    // Deterministic iteration (and encoding) of protobuf maps.
+    config.btree_map(["."]);
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

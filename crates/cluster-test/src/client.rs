@@ -32,7 +32,9 @@ pub struct ClusterClient {
 enum Attempt<T> {
     Done(T),
     /// Did not happen; try `next` (a hinted leader) or another store.
-    Retry { next: Option<u64> },
+    Retry {
+        next: Option<u64>,
+    },
     Unknown(String),
 }
 
@@ -56,7 +58,11 @@ impl ClusterClient {
         }
     }
 
-    fn run<T>(&mut self, is_write: bool, mut attempt: impl FnMut(&Self, u64) -> Attempt<T>) -> OpResult<T> {
+    fn run<T>(
+        &mut self,
+        is_write: bool,
+        mut attempt: impl FnMut(&Self, u64) -> Attempt<T>,
+    ) -> OpResult<T> {
         let deadline = Instant::now() + self.deadline;
         let mut tries = 0usize;
         loop {
@@ -77,7 +83,9 @@ impl ClusterClient {
                 }
             }
             if Instant::now() >= deadline {
-                return OpResult::Failed(format!("no success before the deadline after {tries} tries"));
+                return OpResult::Failed(format!(
+                    "no success before the deadline after {tries} tries"
+                ));
             }
             if tries % self.ids.len() == 0 {
                 std::thread::sleep(Duration::from_millis(5));
@@ -86,12 +94,20 @@ impl ClusterClient {
     }
 
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> OpResult<()> {
-        let m = Modify::Put { cf: String::new(), key: Bytes::copy_from_slice(key), value: Bytes::copy_from_slice(value) };
+        let m = Modify::Put {
+            cf: String::new(),
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::copy_from_slice(value),
+        };
         self.write(m)
     }
 
     pub fn put_cf(&mut self, cf: &str, key: &[u8], value: &[u8]) -> OpResult<()> {
-        let m = Modify::Put { cf: cf.into(), key: Bytes::copy_from_slice(key), value: Bytes::copy_from_slice(value) };
+        let m = Modify::Put {
+            cf: cf.into(),
+            key: Bytes::copy_from_slice(key),
+            value: Bytes::copy_from_slice(value),
+        };
         self.write(m)
     }
 
@@ -103,9 +119,13 @@ impl ClusterClient {
         self.run(true, |c, target| {
             let Some(h) = c.net.handle(target) else { return Attempt::Retry { next: None } };
             let (tx, rx) = mpsc::channel();
-            h.write(RequestContext::default(), vec![m.clone()], Box::new(move |r| {
-                let _ = tx.send(r);
-            }));
+            h.write(
+                RequestContext::default(),
+                vec![m.clone()],
+                Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            );
             match rx.recv_timeout(c.attempt_timeout) {
                 Ok(Ok(())) => Attempt::Done(()),
                 Ok(Err(e)) => classify(&e),
@@ -126,9 +146,13 @@ impl ClusterClient {
             let Some(h) = c.net.handle(target) else { return Attempt::Retry { next: None } };
             let (tx, rx) = mpsc::channel();
             let (k, cf) = (key.clone(), cf.clone());
-            h.read(RequestContext::default(), key.clone(), Box::new(move |r| {
-                let _ = tx.send(r.map(|snap| snap.get(&cf, &k)));
-            }));
+            h.read(
+                RequestContext::default(),
+                key.clone(),
+                Box::new(move |r| {
+                    let _ = tx.send(r.map(|snap| snap.get(&cf, &k)));
+                }),
+            );
             match rx.recv_timeout(c.attempt_timeout) {
                 Ok(Ok(Ok(v))) => Attempt::Done(v),
                 Ok(Ok(Err(e))) => Attempt::Unknown(format!("engine: {e}")),
@@ -144,9 +168,13 @@ impl ClusterClient {
             let Some(h) = c.net.handle(target) else { return Attempt::Retry { next: None } };
             let (tx, rx) = mpsc::channel();
             let s = start.clone();
-            h.read(RequestContext::default(), start.clone(), Box::new(move |r| {
-                let _ = tx.send(r.map(|snap| snap.scan(engine::CF_DEFAULT, &s, limit)));
-            }));
+            h.read(
+                RequestContext::default(),
+                start.clone(),
+                Box::new(move |r| {
+                    let _ = tx.send(r.map(|snap| snap.scan(engine::CF_DEFAULT, &s, limit)));
+                }),
+            );
             match rx.recv_timeout(c.attempt_timeout) {
                 Ok(Ok(Ok(v))) => Attempt::Done(v),
                 Ok(Ok(Err(e))) => Attempt::Unknown(format!("engine: {e}")),

@@ -76,6 +76,13 @@ impl Cluster {
         }
     }
 
+    /// Deletes store `id`'s data dir, as a lost disk would (the store must be down).
+    pub fn wipe(&self, id: u64) {
+        assert!(!self.is_up(id), "wipe store {id} only while it is down");
+        let dir = &self.configs[&id].data_dir;
+        std::fs::remove_dir_all(dir).unwrap_or_else(|e| panic!("wipe {}: {e}", dir.display()));
+    }
+
     pub fn handle(&self, id: u64) -> Option<StoreHandle> {
         self.net.handle(id)
     }
@@ -130,7 +137,10 @@ impl Cluster {
             if behind.is_empty() {
                 return;
             }
-            assert!(Instant::now() < deadline, "stores {behind:?} did not apply {index} in {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "stores {behind:?} did not apply {index} in {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }

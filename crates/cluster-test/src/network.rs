@@ -50,6 +50,8 @@ pub struct SimNetwork {
     rng: Mutex<StdRng>,
     delayed: Mutex<(BinaryHeap<Reverse<Delayed>>, u64)>,
     stop: AtomicBool,
+    /// Why receivers refused messages, in order (tests assert on them).
+    rejections: Mutex<Vec<String>>,
 }
 
 impl SimNetwork {
@@ -60,6 +62,7 @@ impl SimNetwork {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             delayed: Mutex::new((BinaryHeap::new(), 0)),
             stop: AtomicBool::new(false),
+            rejections: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&net);
         std::thread::Builder::new()
@@ -170,7 +173,12 @@ impl SimNetwork {
         let to = msg.to_peer.map_or(0, |p| p.store_id);
         match self.handle(to) {
             Some(h) => {
-                let _ = h.step_raft_message(msg);
+                if let Err(e) = h.step_raft_message(msg)
+                    && !matches!(e, raftstore::RejectedMessage::Busy)
+                    && let Ok(mut r) = self.rejections.lock()
+                {
+                    r.push(format!("store {to} refused a message from store {from}: {e}"));
+                }
             }
             None => {
                 if let Some(sender) = self.handle(from) {
@@ -178,6 +186,11 @@ impl SimNetwork {
                 }
             }
         }
+    }
+
+    /// Every refusal so far, e.g. "store 1 refused a message from store 3: ...".
+    pub fn rejections(&self) -> Vec<String> {
+        self.rejections.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     pub fn shutdown(&self) {

@@ -84,7 +84,9 @@ pub fn run_scenario(s: &Scenario) {
         for (c, log) in logs.drain(..).enumerate() {
             let (cluster, stop, recorder) = (cluster.clone(), stop.clone(), recorder.clone());
             let seed = s.seed ^ ((round as u64) << 32) ^ c as u64;
-            workers.push(std::thread::spawn(move || client_loop(c, log, &cluster, &stop, &recorder, seed)));
+            workers.push(std::thread::spawn(move || {
+                client_loop(c, log, &cluster, &stop, &recorder, seed)
+            }));
         }
         let faults = {
             let (cluster, stop, s) = (cluster.clone(), stop.clone(), s.clone());
@@ -147,7 +149,8 @@ fn client_loop(
             log.next += 1;
             let key = own_key(c, log.next);
             let value = format!("x {c} {} y", log.next);
-            let pending = recorder.invoke(c as u64, key.as_bytes(), Call::Put(value.clone().into_bytes()));
+            let pending =
+                recorder.invoke(c as u64, key.as_bytes(), Call::Put(value.clone().into_bytes()));
             match client.put(key.as_bytes(), value.as_bytes()) {
                 OpResult::Ok(()) => {
                     pending.complete_ok(None);
@@ -162,7 +165,8 @@ fn client_loop(
         } else if dice < 8 {
             let key = format!("shared-{}", rng.random_range(0..SHARED_KEYS));
             let value = format!("c{c} {}", rng.random_range(0..u64::MAX));
-            let pending = recorder.invoke(c as u64, key.as_bytes(), Call::Put(value.clone().into_bytes()));
+            let pending =
+                recorder.invoke(c as u64, key.as_bytes(), Call::Put(value.clone().into_bytes()));
             match client.put(key.as_bytes(), value.as_bytes()) {
                 OpResult::Ok(()) => pending.complete_ok(None),
                 OpResult::Unknown(_) => pending.complete_unknown(),
@@ -196,7 +200,8 @@ fn inject_faults(cluster: &Cluster, stop: &AtomicBool, s: &Scenario, round: usiz
             }
             cluster.net.partition(&groups);
         }
-        let crashed = (s.crash && rng.random_bool(0.5)).then(|| ids[rng.random_range(0..ids.len())]);
+        let crashed =
+            (s.crash && rng.random_bool(0.5)).then(|| ids[rng.random_range(0..ids.len())]);
         if let Some(id) = crashed {
             cluster.crash(id);
         }
@@ -230,7 +235,9 @@ fn check_round(cluster: &Cluster, logs: &[ClientLog], round: usize, s: &Scenario
         let prefix = format!("c{c:02}-");
         let pairs = match client.scan(prefix.as_bytes(), log.puts.len() + 10) {
             OpResult::Ok(p) => p,
-            other => panic!("scenario {:?} round {round}: scan of client {c} failed: {other:?}", s.name),
+            other => {
+                panic!("scenario {:?} round {round}: scan of client {c} failed: {other:?}", s.name)
+            }
         };
         let mut seen = BTreeMap::new();
         for (k, v) in pairs.iter().filter(|(k, _)| k.starts_with(prefix.as_bytes())) {
@@ -240,7 +247,11 @@ fn check_round(cluster: &Cluster, logs: &[ClientLog], round: usize, s: &Scenario
         }
         for (k, (v, acked)) in &log.puts {
             match seen.get(k) {
-                Some(found) => assert_eq!(found, v, "scenario {:?} round {round}: key {k} has a wrong value", s.name),
+                Some(found) => assert_eq!(
+                    found, v,
+                    "scenario {:?} round {round}: key {k} has a wrong value",
+                    s.name
+                ),
                 None => assert!(
                     !acked,
                     "scenario {:?} (seed {}) round {round}: acknowledged put of {k} is missing",

@@ -28,7 +28,10 @@ fn many_partitions_one_client() {
 
 #[test]
 fn many_partitions_many_clients() {
-    run_scenario(&Scenario { partitions: true, ..Scenario::new("many partitions, many clients", 5) });
+    run_scenario(&Scenario {
+        partitions: true,
+        ..Scenario::new("many partitions, many clients", 5)
+    });
 }
 
 #[test]
@@ -52,7 +55,11 @@ fn persist_concurrent_unreliable() {
 
 #[test]
 fn persist_partition() {
-    run_scenario(&Scenario { crash: true, partitions: true, ..Scenario::new("persist, partition", 5) });
+    run_scenario(&Scenario {
+        crash: true,
+        partitions: true,
+        ..Scenario::new("persist, partition", 5)
+    });
 }
 
 #[test]

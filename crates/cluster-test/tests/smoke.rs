@@ -17,7 +17,9 @@ fn three_stores_elect_write_read_and_survive_a_crash() {
     client.must_put(b"k2", b"v2");
     assert_eq!(client.must_get(b"k1").as_deref(), Some(&b"v1"[..]));
     cluster.start(leader);
-    let applied = cluster.handle(cluster.wait_leader(Duration::from_secs(10))).map_or(0, |h| h.status().applied);
+    let applied = cluster
+        .handle(cluster.wait_leader(Duration::from_secs(10)))
+        .map_or(0, |h| h.status().applied);
     cluster.wait_applied(applied, Duration::from_secs(10));
     assert_eq!(client.must_get(b"k2").as_deref(), Some(&b"v2"[..]));
     cluster.shutdown();

@@ -7,7 +7,7 @@ use prost::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType};
 use raftkv_proto::errorpb;
 use raftkv_proto::metapb::{Peer as PeerMeta, RegionEpoch};
-use raftkv_proto::raft_cmdpb::{CmdType, RaftCmdRequest};
+use raftkv_proto::raft_cmdpb::{AdminCmdType, AdminRequest, CmdType, RaftCmdRequest};
 use raftkv_proto::raft_serverpb::{PeerState, RegionLocalState};
 
 use crate::errors::{self, Result, StoreError};
@@ -77,6 +77,10 @@ fn apply_command(
     let cmd = RaftCmdRequest::decode(e.data.as_ref()).map_err(|err| {
         StoreError::Corrupt(format!("committed entry {} is not a command: {err}", e.index))
     })?;
+    if let Some(admin) = &cmd.admin_request {
+        apply_admin(peer, e, admin, wb)?;
+        return Ok(Ok(()));
+    }
     // A command proposed against an older key range must not apply: every replica decides
     // the same from the same log.
     let want = cmd.header.as_ref().and_then(|h| h.region_epoch).map_or(0, |ep| ep.version);
@@ -110,6 +114,40 @@ fn apply_command(
     Ok(Ok(()))
 }
 
+fn apply_admin(
+    peer: &mut Peer,
+    e: &Entry,
+    admin: &AdminRequest,
+    wb: &mut WriteBatch,
+) -> Result<()> {
+    match admin.cmd_type() {
+        AdminCmdType::RecordIncarnation => {
+            let rec = admin
+                .record_incarnation
+                .as_ref()
+                .ok_or_else(|| malformed(e, "empty RecordIncarnation"))?;
+            // The first record wins; a later one for the same store (a leader that did not
+            // know of an earlier record) changes nothing.
+            peer.recording.remove(&rec.store_id);
+            if !peer.store_incarnations.contains_key(&rec.store_id) {
+                peer.store_incarnations.insert(rec.store_id, rec.incarnation);
+                write_region_state(peer, wb);
+            }
+            Ok(())
+        }
+        other => Err(malformed(e, &format!("admin command {other:?} is not supported"))),
+    }
+}
+
+fn write_region_state(peer: &Peer, wb: &mut WriteBatch) {
+    let state = RegionLocalState {
+        state: PeerState::Normal as i32,
+        region: Some(peer.region().clone()),
+        store_incarnations: peer.store_incarnations.clone(),
+    };
+    wb.put_msg(CF_DEFAULT, &keys::region_state_key(peer.region_id()), &state);
+}
+
 fn apply_conf_change(peer: &mut Peer, e: &Entry, wb: &mut WriteBatch) -> Result<()> {
     let cc = ConfChange::decode(e.data.as_ref()).map_err(|err| {
         StoreError::Corrupt(format!("entry {} is not a conf change: {err}", e.index))
@@ -122,13 +160,16 @@ fn apply_conf_change(peer: &mut Peer, e: &Entry, wb: &mut WriteBatch) -> Result<
                 region.peers.push(PeerMeta { id: cc.node_id, store_id: cc.node_id });
             }
         }
-        ConfChangeType::RemoveNode => region.peers.retain(|p| p.id != cc.node_id),
+        ConfChangeType::RemoveNode => {
+            region.peers.retain(|p| p.id != cc.node_id);
+            // A replacement store with the same id starts a new incarnation.
+            peer.store_incarnations.remove(&cc.node_id);
+        }
     }
     let epoch = region.region_epoch.get_or_insert(RegionEpoch { conf_ver: 0, version: 1 });
     epoch.conf_ver += 1;
-    let state = RegionLocalState { state: PeerState::Normal as i32, region: Some(region.clone()) };
-    wb.put_msg(CF_DEFAULT, &keys::region_state_key(region.id), &state);
     peer.raw.store_mut().set_region(region);
+    write_region_state(peer, wb);
     Ok(())
 }
 

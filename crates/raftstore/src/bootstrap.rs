@@ -127,7 +127,11 @@ fn bootstrap(cfg: &StoreConfig, engines: &Engines) -> Result<StoreIdent> {
             term: RAFT_INIT_LOG_TERM,
         }),
     };
-    let region_state = RegionLocalState { state: PeerState::Normal as i32, region: Some(region) };
+    let region_state = RegionLocalState {
+        state: PeerState::Normal as i32,
+        region: Some(region),
+        store_incarnations: Default::default(),
+    };
     let ident = StoreIdent {
         cluster_id: cfg.cluster_id,
         store_id: cfg.store_id,

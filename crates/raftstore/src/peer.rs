@@ -1,10 +1,10 @@
 //! A peer: one region's Raft node on this store, with its pending proposals and reads.
 //!
 //! The store loop drives it in phases each iteration (see `store.rs`): commands and
-//! messages in, `flush_reads`, then `collect_ready` (send + stage the persist), the
+//! messages in, `before_ready`, then `collect_ready` (send + stage the persist), the
 //! group-commit write, and `after_persist` (send acks, apply, serve reads, advance).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,7 +15,8 @@ use raft::{Config, RawNode, Ready, StateRole};
 use raftkv_proto::errorpb;
 use raftkv_proto::metapb::{Peer as PeerMeta, Region};
 use raftkv_proto::raft_cmdpb::{
-    CmdType, DeleteRequest, PutRequest, RaftCmdRequest, RaftRequestHeader, Request,
+    AdminCmdType, AdminRequest, CmdType, DeleteRequest, PutRequest, RaftCmdRequest,
+    RaftRequestHeader, RecordIncarnationRequest, Request,
 };
 use raftkv_proto::raft_serverpb::RaftMessage;
 
@@ -46,10 +47,23 @@ pub struct Peer {
     leader_id: u64,
     /// The term in which this peer leads; proposals of another term are stale.
     leader_term: u64,
+    /// This store's incarnation, stamped on every message it sends.
+    incarnation: u64,
+    /// Member store -> incarnation, as recorded through the log.
+    pub(crate) store_incarnations: BTreeMap<u64, u64>,
+    /// Stores whose incarnation this leader proposed to record and that did not apply yet.
+    pub(crate) recording: HashSet<u64>,
+    record_own_incarnation: bool,
 }
 
 pub struct PeerLimits {
     pub max_proposal_bytes: u64,
+}
+
+/// Who this store is, for the incarnation check (see `RecordIncarnation`).
+pub struct Incarnations {
+    pub mine: u64,
+    pub recorded: BTreeMap<u64, u64>,
 }
 
 impl Peer {
@@ -59,6 +73,7 @@ impl Peer {
         raft_cfg: &Config,
         storage: PeerStorage,
         limits: PeerLimits,
+        incarnations: Incarnations,
     ) -> Result<Self> {
         let mut cfg = raft_cfg.clone();
         cfg.id = store_id;
@@ -74,6 +89,10 @@ impl Peer {
             reads: ReadQueue::default(),
             leader_id: 0,
             leader_term: 0,
+            incarnation: incarnations.mine,
+            store_incarnations: incarnations.recorded,
+            recording: HashSet::new(),
+            record_own_incarnation: false,
         })
     }
 
@@ -175,8 +194,18 @@ impl Peer {
         self.reads.push(cb);
     }
 
-    /// Starts one ReadIndex round for every read that arrived in this loop.
-    pub fn flush_reads(&mut self) {
+    /// What a loop does to a peer after taking in messages and before its Ready: start
+    /// one ReadIndex round for every read that arrived, and record our own incarnation
+    /// once we lead.
+    pub fn before_ready(&mut self) {
+        if std::mem::take(&mut self.record_own_incarnation) {
+            let (me, incarnation) = (self.store_id, self.incarnation);
+            self.observe_incarnation(me, incarnation);
+        }
+        self.flush_reads();
+    }
+
+    fn flush_reads(&mut self) {
         if !self.reads.has_waiting() {
             return;
         }
@@ -187,6 +216,34 @@ impl Peer {
             for cb in self.reads.take_round(&ctx) {
                 cb(Err(err.clone()));
             }
+        }
+    }
+
+    /// A leader records the incarnation of a member store the first time it hears from it,
+    /// so that the store coming back with lost data (a new incarnation) is recognized.
+    pub fn observe_incarnation(&mut self, store_id: u64, incarnation: u64) {
+        if !self.is_leader()
+            || self.store_incarnations.contains_key(&store_id)
+            || self.recording.contains(&store_id)
+        {
+            return;
+        }
+        let region = self.region();
+        let header = RaftRequestHeader {
+            region_id: region.id,
+            peer: Some(PeerMeta { id: self.store_id, store_id: self.store_id }),
+            region_epoch: region.region_epoch,
+            term: self.raw.raft().term(),
+        };
+        let admin = AdminRequest {
+            cmd_type: AdminCmdType::RecordIncarnation as i32,
+            record_incarnation: Some(RecordIncarnationRequest { store_id, incarnation }),
+            ..Default::default()
+        };
+        let cmd =
+            RaftCmdRequest { header: Some(header), requests: vec![], admin_request: Some(admin) };
+        if self.raw.propose(cmd.encode_to_vec()).is_ok() {
+            self.recording.insert(store_id);
         }
     }
 
@@ -226,6 +283,9 @@ impl Peer {
         if self.is_leader() && self.leader_term != self.raw.raft().term() {
             self.fail_pending("leader changed");
             self.leader_term = self.raw.raft().term();
+            self.recording.clear();
+            // Proposed before the next Ready: nothing may step the node before `advance`.
+            self.record_own_incarnation = true;
         }
         if rd.snapshot().is_some() {
             return Err(crate::errors::StoreError::Corrupt(
@@ -317,6 +377,7 @@ impl Peer {
                 start_key: Bytes::new(),
                 end_key: Bytes::new(),
                 cluster_id: self.cluster_id,
+                from_incarnation: self.incarnation,
             });
         }
     }

@@ -6,7 +6,7 @@
 //! send what may leave at once, stage entries and hard state into ONE raft write batch,
 //! write it with ONE fsync (group commit), then send acknowledgements, apply and serve reads.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, RwLock};
@@ -25,7 +25,7 @@ use crate::config::StoreConfig;
 use crate::errors::{self, Result, StoreError};
 use crate::metrics;
 use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
-use crate::peer::{Peer, PeerLimits};
+use crate::peer::{Incarnations, Peer, PeerLimits};
 use crate::peer_storage::PeerStorage;
 use crate::status::StoreStatus;
 use crate::transport::Transport;
@@ -46,6 +46,11 @@ pub enum RejectedMessage {
     UnknownRegion(u64),
     #[error("store {0} is not a member of region {1}")]
     UnknownPeer(u64, u64),
+    #[error(
+        "store {0} came back with a new incarnation (its data directory was lost or replaced): \
+         it is refused until it is replaced through a membership change"
+    )]
+    LostData(u64),
     #[error("message carries a stale region epoch")]
     StaleEpoch,
     #[error("store is busy: raft message queue is full")]
@@ -63,6 +68,8 @@ struct Shared {
     max_pending_commands: usize,
     max_pending_raft: usize,
     regions: RwLock<HashMap<u64, Region>>,
+    /// region -> member store -> recorded incarnation.
+    incarnations: RwLock<HashMap<u64, BTreeMap<u64, u64>>>,
     status: Mutex<StoreStatus>,
     stopped: AtomicBool,
     worker: Mutex<Option<JoinHandle<Result<()>>>>,
@@ -95,7 +102,9 @@ impl Store {
         };
         let mut peers = HashMap::new();
         let mut regions = HashMap::new();
+        let mut incarnations = HashMap::new();
         for state in bootstrap::load_regions(&engines)? {
+            let recorded = state.store_incarnations.clone();
             let region = state.region.unwrap_or_default();
             if !region.peers.iter().any(|p| p.store_id == cfg.store_id) {
                 return Err(StoreError::Corrupt(format!(
@@ -106,7 +115,9 @@ impl Store {
             let storage =
                 PeerStorage::load(region.clone(), engines.raft.clone(), engines.kv.clone())?;
             let limits = PeerLimits { max_proposal_bytes: cfg.max_inflight_proposal_bytes };
-            let peer = Peer::new(cfg.store_id, cfg.cluster_id, &raft_cfg, storage, limits)?;
+            let ids = Incarnations { mine: ident.incarnation, recorded: recorded.clone() };
+            let peer = Peer::new(cfg.store_id, cfg.cluster_id, &raft_cfg, storage, limits, ids)?;
+            incarnations.insert(region.id, recorded);
             regions.insert(region.id, region);
             peers.insert(peer.region_id(), peer);
         }
@@ -120,6 +131,7 @@ impl Store {
             max_pending_commands: cfg.max_pending_commands,
             max_pending_raft: cfg.max_pending_raft_messages,
             regions: RwLock::new(regions),
+            incarnations: RwLock::new(incarnations),
             status: Mutex::new(StoreStatus {
                 store_id: cfg.store_id,
                 role: "follower",
@@ -259,6 +271,14 @@ impl StoreHandle {
         if !region.peers.iter().any(|p| p.id == from.id && p.store_id == from.store_id) {
             return Err(RejectedMessage::UnknownPeer(from.store_id, region.id));
         }
+        if msg.from_incarnation == 0 {
+            return Err(RejectedMessage::Malformed("missing the sender's incarnation"));
+        }
+        let incarnations = self.shared.incarnations.read().map_err(|_| RejectedMessage::Stopped)?;
+        let known = incarnations.get(&msg.region_id).and_then(|m| m.get(&from.store_id));
+        if known.is_some_and(|&k| k != msg.from_incarnation) {
+            return Err(RejectedMessage::LostData(from.store_id));
+        }
         if let (Some(theirs), Some(ours)) = (&msg.region_epoch, &region.region_epoch)
             && theirs.version < ours.version
         {
@@ -363,7 +383,7 @@ impl StoreLoop {
             }
             self.maybe_tick();
             for peer in self.peers.values_mut() {
-                peer.flush_reads();
+                peer.before_ready();
             }
             let start = Instant::now();
             self.handle_readies()?;
@@ -382,9 +402,12 @@ impl StoreLoop {
         match msg {
             StoreMsg::Raft(m) => {
                 self.shared.pending_raft.fetch_sub(1, Ordering::SeqCst);
-                let RaftMessage { region_id, message, .. } = *m;
+                let RaftMessage { region_id, message, from_peer, from_incarnation, .. } = *m;
                 if let (Some(peer), Some(message)) = (self.peers.get_mut(&region_id), message) {
                     peer.step(message);
+                    if let Some(from) = from_peer {
+                        peer.observe_incarnation(from.store_id, from_incarnation);
+                    }
                 }
             }
             StoreMsg::Write { ctx, ops, cb } => {
@@ -472,6 +495,11 @@ impl StoreLoop {
                     && regions.get(&region_id) != Some(peer.region())
                 {
                     regions.insert(region_id, peer.region().clone());
+                }
+                if let Ok(mut incarnations) = self.shared.incarnations.write()
+                    && incarnations.get(&region_id) != Some(&peer.store_incarnations)
+                {
+                    incarnations.insert(region_id, peer.store_incarnations.clone());
                 }
             }
         }
