@@ -112,15 +112,24 @@ impl Peer {
         self.raw.raft().state() == StateRole::Leader
     }
 
+    /// Built every loop, so it reads the node directly rather than through `status()`
+    /// (which also copies every follower's progress).
     pub fn status(&self) -> StoreStatus {
-        let st = self.raw.status();
+        let r = self.raw.raft();
+        let role = match r.state() {
+            StateRole::Leader => "leader",
+            StateRole::Candidate => "candidate",
+            StateRole::PreCandidate => "pre-candidate",
+            StateRole::Follower if r.is_learner() => "learner",
+            StateRole::Follower => "follower",
+        };
         StoreStatus {
             store_id: self.store_id,
-            role: st.role_name(),
-            term: st.hs.term,
-            commit: st.hs.commit,
+            role,
+            term: r.term(),
+            commit: r.raft_log().committed(),
             applied: self.raw.store().applied_index(),
-            leader_id: st.ss.leader_id,
+            leader_id: r.leader_id(),
         }
     }
 
