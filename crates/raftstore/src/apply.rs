@@ -129,8 +129,10 @@ fn apply_admin(
             // The first record wins; a later one for the same store (a leader that did not
             // know of an earlier record) changes nothing.
             peer.recording.remove(&rec.store_id);
-            if !peer.store_incarnations.contains_key(&rec.store_id) {
-                peer.store_incarnations.insert(rec.store_id, rec.incarnation);
+            if let std::collections::btree_map::Entry::Vacant(v) =
+                peer.store_incarnations.entry(rec.store_id)
+            {
+                v.insert(rec.incarnation);
                 write_region_state(peer, wb);
             }
             Ok(())

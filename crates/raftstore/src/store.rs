@@ -527,7 +527,8 @@ impl StoreLoop {
     /// A leader hands leadership to its most caught-up peer before stopping, so clients see
     /// a new leader at once instead of waiting out an election timeout.
     fn begin_shutdown(&mut self) {
-        self.shutdown_deadline = Some(Instant::now() + 2 * self.election_timeout);
+        // Without a peer to hand over to there is nothing to wait for.
+        self.shutdown_deadline = Some(Instant::now());
         for peer in self.peers.values_mut() {
             if !peer.is_leader() {
                 continue;
@@ -543,7 +544,9 @@ impl StoreLoop {
                 .map(|(id, p)| (*id, p.matched));
             if let Some((id, matched)) = target {
                 tracing::info!(to = id, matched, last, "handing over leadership before shutdown");
-                let _ = peer.raw.transfer_leader(id);
+                if peer.raw.transfer_leader(id).is_ok() {
+                    self.shutdown_deadline = Some(Instant::now() + 2 * self.election_timeout);
+                }
             }
         }
     }

@@ -136,8 +136,17 @@ impl FileConfig {
         if s.max_message_bytes < s.max_key_bytes + s.max_value_bytes + 1024 {
             return bad("server.max_message_bytes must hold a maximal key and value");
         }
+        // Raft fills an append up to max_size_per_msg and may exceed it by one entry: a
+        // message over max_message_bytes could never be delivered, stalling replication.
+        let max_append = r.max_size_per_msg_bytes as usize + s.max_key_bytes + s.max_value_bytes;
+        if max_append + 4096 > s.max_message_bytes {
+            return bad("raft.max_size_per_msg_bytes is too large for server.max_message_bytes");
+        }
         let rs = &self.raftstore;
-        if rs.snap_chunk_bytes == 0 || rs.snap_max_concurrent_send == 0 || rs.snap_max_concurrent_recv == 0 {
+        if rs.snap_chunk_bytes == 0
+            || rs.snap_max_concurrent_send == 0
+            || rs.snap_max_concurrent_recv == 0
+        {
             return bad("raftstore snapshot limits must be greater than 0");
         }
         Ok(())
@@ -193,6 +202,9 @@ mod tests {
         let c = FileConfig::from_toml("[raft]\nelection_tick = 20\n", "x".into()).expect("ok");
         assert_eq!(c.raft.election_tick, 20);
         assert_eq!(c.raft.heartbeat_tick, 2);
+        let too_big = "[raft]\nmax_size_per_msg_bytes = 67108864\n";
+        let c = FileConfig::from_toml(too_big, "x".into()).expect("parses");
+        assert!(c.validate().is_err(), "appends that cannot fit in a gRPC message");
         let err = FileConfig::from_toml("[raft]\nelection_ticks = 20\n", "x".into());
         assert!(err.is_err(), "a misspelt key must not be silently ignored");
     }

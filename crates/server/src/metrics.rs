@@ -29,9 +29,11 @@ pub static GRPC_DURATION_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
 /// Client RPCs by outcome: `ok`, `not_found`, `invalid` (the `error` field), `region_error`,
 /// `failed` (a gRPC status).
 pub static GRPC_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    counter_vec("raftkv_grpc_requests_total", "Client RPCs answered, by RPC and outcome.", &[
-        "rpc", "outcome",
-    ])
+    counter_vec(
+        "raftkv_grpc_requests_total",
+        "Client RPCs answered, by RPC and outcome.",
+        &["rpc", "outcome"],
+    )
 });
 
 /// Raft messages received on `Raft` streams: `accepted`, `busy` (dropped: the store's queue

@@ -50,7 +50,7 @@ impl KvService {
         }
         let snap = match self.read(req.context, req.key.clone()).await {
             Ok(snap) => snap,
-            Err(e) => return Ok(RawGetResponse { region_error: Some(e), ..Default::default() }),
+            Err(e) => return Ok(RawGetResponse { region_error: Some(*e), ..Default::default() }),
         };
         // A point read: cheap enough to run on the async worker.
         match snap.get(cf_name(&req.cf), &req.key) {
@@ -71,7 +71,7 @@ impl KvService {
         }
         let snap = match self.read(req.context, req.start_key.clone()).await {
             Ok(snap) => snap,
-            Err(e) => return Ok(RawScanResponse { region_error: Some(e), ..Default::default() }),
+            Err(e) => return Ok(RawScanResponse { region_error: Some(*e), ..Default::default() }),
         };
         let cf = cf_name(&req.cf).to_string();
         let (start, limit) = (req.start_key, req.limit as usize);
@@ -114,7 +114,7 @@ impl KvService {
         &self,
         ctx: Option<kvrpcpb::Context>,
         key: Bytes,
-    ) -> Result<RegionSnapshot, errorpb::Error> {
+    ) -> Result<RegionSnapshot, Box<errorpb::Error>> {
         let (tx, rx) = oneshot::channel();
         let cb = Box::new(move |result| {
             // The client may have gone away; nobody to tell then.
@@ -123,15 +123,14 @@ impl KvService {
         self.store.read(request_context(ctx), key, cb);
         // A dropped callback means the store died before answering: a read changes
         // nothing, so the client may simply retry.
-        rx.await.unwrap_or_else(|_| Err(read_dropped()))
+        match rx.await {
+            Ok(result) => result.map_err(Box::new),
+            Err(_) => Err(Box::new(read_dropped())),
+        }
     }
 
     /// Proposes one mutation; `None` once it is applied.
-    async fn write(
-        &self,
-        ctx: Option<kvrpcpb::Context>,
-        modify: Modify,
-    ) -> Option<errorpb::Error> {
+    async fn write(&self, ctx: Option<kvrpcpb::Context>, modify: Modify) -> Option<errorpb::Error> {
         let (tx, rx) = oneshot::channel();
         let cb = Box::new(move |result| {
             let _ = tx.send(result);
@@ -190,9 +189,9 @@ impl RaftKv for KvService {
     ) -> Result<Response<RawGetResponse>, Status> {
         let start = Instant::now();
         let result = self.get(request.into_inner()).await;
-        let outcome = result.as_ref().map(|r| {
-            if r.not_found { "not_found" } else { outcome(&r.error, &r.region_error) }
-        });
+        let outcome = result
+            .as_ref()
+            .map(|r| if r.not_found { "not_found" } else { outcome(&r.error, &r.region_error) });
         record("raw_get", start, outcome);
         result.map(Response::new)
     }
