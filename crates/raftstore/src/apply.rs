@@ -141,7 +141,8 @@ fn apply_admin(
     }
 }
 
-fn write_region_state(peer: &Peer, wb: &mut WriteBatch) {
+fn write_region_state(peer: &mut Peer, wb: &mut WriteBatch) {
+    peer.meta_changed = true;
     let state = RegionLocalState {
         state: PeerState::Normal as i32,
         region: Some(peer.region().clone()),

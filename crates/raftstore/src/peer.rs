@@ -2,7 +2,7 @@
 //!
 //! The store loop drives it in phases each iteration (see `store.rs`): commands and
 //! messages in, `before_ready`, then `collect_ready` (send + stage the persist), the
-//! group-commit write, and `after_persist` (send acks, apply, serve reads, advance).
+//! group-commit write, `send_persisted` (acknowledgements), and `apply_and_advance`.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -54,6 +54,8 @@ pub struct Peer {
     /// Stores whose incarnation this leader proposed to record and that did not apply yet.
     pub(crate) recording: HashSet<u64>,
     record_own_incarnation: bool,
+    /// Set by apply when the region or the recorded incarnations changed.
+    pub(crate) meta_changed: bool,
 }
 
 pub struct PeerLimits {
@@ -93,6 +95,7 @@ impl Peer {
             store_incarnations: incarnations.recorded,
             recording: HashSet::new(),
             record_own_incarnation: false,
+            meta_changed: false,
         })
     }
 
@@ -315,8 +318,14 @@ impl Peer {
     }
 
     /// Phase 2, after the raft write is durable: send acknowledgements, apply, serve reads.
-    pub fn after_persist(&mut self, mut rd: Ready, transport: &dyn Transport) -> Result<()> {
+    /// Phase 2, once the raft write is durable: the acknowledgements may leave.
+    pub fn send_persisted(&mut self, rd: &mut Ready, transport: &dyn Transport) {
         self.send(rd.take_persisted_messages(), transport);
+    }
+
+    /// Phase 3: apply, serve reads, advance. Returns whether the region's membership or
+    /// recorded incarnations changed (the store republishes them).
+    pub fn apply_and_advance(&mut self, mut rd: Ready) -> Result<bool> {
         let committed = rd.take_committed_entries();
         if !committed.is_empty() {
             metrics::COMMITTED_ENTRIES.inc_by(committed.len() as u64);
@@ -327,7 +336,7 @@ impl Peer {
         }
         self.raw.advance(rd);
         self.serve_reads()?;
-        Ok(())
+        Ok(std::mem::take(&mut self.meta_changed))
     }
 
     fn serve_reads(&mut self) -> Result<()> {

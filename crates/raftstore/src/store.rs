@@ -482,28 +482,33 @@ impl StoreLoop {
                 readies.push((region_id, rd));
             }
         }
+        // A leader's appends leave before its own fsync: followers write in parallel
+        // (thesis §10.2.1); it counts its own copy only once durable.
+        self.transport.flush();
         if !wb.is_empty() {
             let start = Instant::now();
             // A failed write or fsync stops the store: never retry an fsync and carry on.
             self.engines.raft.write(wb, sync)?;
             metrics::FSYNC_SECONDS.observe(start.elapsed().as_secs_f64());
         }
+        for (region_id, rd) in readies.iter_mut() {
+            if let Some(peer) = self.peers.get_mut(region_id) {
+                peer.send_persisted(rd, self.transport.as_ref());
+            }
+        }
+        // Acknowledgements leave before this store spends time applying.
+        self.transport.flush();
         for (region_id, rd) in readies {
-            if let Some(peer) = self.peers.get_mut(&region_id) {
-                peer.after_persist(rd, self.transport.as_ref())?;
-                if let Ok(mut regions) = self.shared.regions.write()
-                    && regions.get(&region_id) != Some(peer.region())
-                {
+            let Some(peer) = self.peers.get_mut(&region_id) else { continue };
+            if peer.apply_and_advance(rd)? {
+                if let Ok(mut regions) = self.shared.regions.write() {
                     regions.insert(region_id, peer.region().clone());
                 }
-                if let Ok(mut incarnations) = self.shared.incarnations.write()
-                    && incarnations.get(&region_id) != Some(&peer.store_incarnations)
-                {
+                if let Ok(mut incarnations) = self.shared.incarnations.write() {
                     incarnations.insert(region_id, peer.store_incarnations.clone());
                 }
             }
         }
-        self.transport.flush();
         Ok(())
     }
 
