@@ -91,7 +91,7 @@ pub fn check(history: &History, budget: Duration) -> CheckResult {
                 let witness = minimize(&ops, deadline);
                 let witness_events: Vec<Event> =
                     witness.ops.iter().map(|&op| events[ops[op].event].clone()).collect();
-                let explanation = explain(key, &witness_events, ops.len(), witness.minimal);
+                let explanation = explain(key, &witness_events, indices.len(), witness.minimal);
                 return CheckResult::Violation {
                     key: key.to_vec(),
                     ops: witness_events,
@@ -103,25 +103,39 @@ pub fn check(history: &History, budget: Duration) -> CheckResult {
     CheckResult::Ok
 }
 
+/// Most witness operations an explanation lists.
+const SHOWN_OPS_MAX: usize = 40;
+
 /// The human-readable account of a violation on `key`.
-fn explain(key: &[u8], witness: &[Event], key_ops: usize, minimal: bool) -> String {
+fn explain(key: &[u8], witness: &[Event], key_events: usize, minimal: bool) -> String {
     let mut out = format!(
-        "not linearizable: key {} — no order of these {} operations (out of the key's {}) \
-         fits both their real-time windows and a register that starts absent",
+        "not linearizable: key {} — no order of {} fits both their real-time windows and a \
+         register that starts absent",
         escape(key),
-        witness.len(),
-        key_ops
+        match witness.len() {
+            1 => "this operation".to_string(),
+            count => format!("these {count} operations"),
+        },
     );
     if minimal {
-        out.push_str("; dropping any one of them leaves a linearizable history");
+        out.push_str(&format!(
+            " (shrunk from the key's {key_events} recorded operations until none can be left out)"
+        ));
     } else {
-        out.push_str(
-            "; the time budget ran out while shrinking, so some of them may not matter",
-        );
+        out.push_str(&format!(
+            " (taken from the key's {key_events} recorded operations; the time budget ran out \
+             while shrinking, so some of them may not matter)"
+        ));
     }
     out.push(':');
-    for event in witness {
+    for event in witness.iter().take(SHOWN_OPS_MAX) {
         out.push_str(&format!("\n  {event}"));
+    }
+    if witness.len() > SHOWN_OPS_MAX {
+        out.push_str(&format!(
+            "\n  ... and {} more (all in CheckResult::Violation::ops)",
+            witness.len() - SHOWN_OPS_MAX
+        ));
     }
     if let [Event { op: Op::Get(Some(_)), .. }] = witness {
         out.push_str("\n(the read returned a value that no operation on this key ever wrote)");

@@ -26,14 +26,18 @@
 //!
 //! Per key (linearizability is local, so a history is linearizable iff each key's
 //! sub-history is), the Wing & Gong backtracking search with Lowe's memoization of
-//! (linearized set, state) pairs, in the shape of Porcupine's checker: see `search.rs`. A
-//! violating key is shrunk to a small witness by delta debugging (`minimize.rs`). The whole
-//! check runs under a time budget; running out yields [`CheckResult::Timeout`], which
-//! callers must treat as a failure.
+//! (linearized set, state) pairs, in the shape of Porcupine's checker, plus four
+//! reductions the register model allows (a legal read goes first, a write nobody can
+//! observe goes next, a read whose value can no longer appear fails the branch at once, an
+//! unknown write is only tried right before a read of its value): see `search/mod.rs`. A
+//! violating key is shrunk to a small witness (`minimize.rs`). The whole check runs under a
+//! time budget; running out yields [`CheckResult::Timeout`], which callers must treat as a
+//! failure.
 //!
 //! Code map: `history.rs` (events and histories), `recorder.rs` (the thread-safe recorder),
-//! `register.rs` (the per-key model), `search.rs` (the search), `minimize.rs` (witnesses),
-//! `check.rs` (the entry point and verdicts).
+//! `register.rs` (the per-key model), `search/` (the search: `mod.rs` the loop and the
+//! reductions, `entries.rs` the call/return list, `memo.rs` the configurations seen),
+//! `minimize.rs` (witnesses), `check.rs` (the entry point and verdicts).
 //!
 //! # Example
 //!

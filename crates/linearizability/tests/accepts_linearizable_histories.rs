@@ -56,12 +56,20 @@ fn sequential_puts_deletes_and_reads() {
 
 #[test]
 fn a_read_overlapping_a_put_may_see_the_old_value() {
-    assert_accepted(vec![put(1, "k", "a", 0, 1), put(1, "k", "b", 2, 10), get(2, "k", Some("a"), 3, 5)]);
+    assert_accepted(vec![
+        put(1, "k", "a", 0, 1),
+        put(1, "k", "b", 2, 10),
+        get(2, "k", Some("a"), 3, 5),
+    ]);
 }
 
 #[test]
 fn a_read_overlapping_a_put_may_see_the_new_value() {
-    assert_accepted(vec![put(1, "k", "a", 0, 1), put(1, "k", "b", 2, 10), get(2, "k", Some("b"), 3, 5)]);
+    assert_accepted(vec![
+        put(1, "k", "a", 0, 1),
+        put(1, "k", "b", 2, 10),
+        get(2, "k", Some("b"), 3, 5),
+    ]);
 }
 
 #[test]
@@ -158,8 +166,9 @@ fn keys_are_independent_registers() {
 #[test]
 fn many_clients_hammering_one_key_with_wide_windows() {
     // 16 overlapping puts, then readers that each see the same final value.
-    let mut events: Vec<Event> =
-        (0..16).map(|client| put(client, "k", &format!("v{client}"), client, 100 + client)).collect();
+    let mut events: Vec<Event> = (0..16)
+        .map(|client| put(client, "k", &format!("v{client}"), client, 100 + client))
+        .collect();
     events.extend((0..8).map(|client| get(100 + client, "k", Some("v7"), 200, 201)));
     assert_accepted(events);
 }

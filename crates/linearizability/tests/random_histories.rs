@@ -229,7 +229,9 @@ fn every_history_with_one_impossible_read_is_rejected() {
                 assert_eq!(key, &bad_read.key, "seed {seed} ({mutation:?}): {result}");
                 assert!(ops.contains(bad_read), "seed {seed} ({mutation:?}): {result}");
             }
-            _ => panic!("seed {seed} ({mutation:?}, read {bad_read}): expected a violation, got: {result}"),
+            _ => panic!(
+                "seed {seed} ({mutation:?}, read {bad_read}): expected a violation, got: {result}"
+            ),
         }
     }
     if std::env::var("SEED").is_err() {

@@ -94,7 +94,10 @@ fn a_scan_becomes_one_read_per_key_with_the_scan_window() {
     assert_eq!(reads.len(), 2);
     assert_eq!(reads[0].op, Op::Get(Some(b"1".to_vec())));
     assert_eq!(reads[1].op, Op::Get(None));
-    assert_eq!((reads[0].invoked_at, reads[0].returned_at), (reads[1].invoked_at, reads[1].returned_at));
+    assert_eq!(
+        (reads[0].invoked_at, reads[0].returned_at),
+        (reads[1].invoked_at, reads[1].returned_at)
+    );
     assert_eq!(check(&history, BUDGET), CheckResult::Ok);
 }
 

@@ -49,7 +49,10 @@ fn stale_read_after_a_completed_write() {
         ],
         "k",
     );
-    assert_eq!(witness, vec![put(1, "k", "a", 0, 1), put(1, "k", "b", 4, 5), get(2, "k", Some("a"), 6, 7)]);
+    assert_eq!(
+        witness,
+        vec![put(1, "k", "a", 0, 1), put(1, "k", "b", 4, 5), get(2, "k", Some("a"), 6, 7)]
+    );
 }
 
 #[test]
@@ -150,9 +153,8 @@ fn a_violation_on_one_key_is_found_among_many_good_keys() {
 #[test]
 fn a_timeout_is_a_failure_not_a_pass() {
     // Long enough that the search looks at the clock at least once; the budget is zero.
-    let events: Vec<Event> = (0..4_000)
-        .map(|i| put(1, "k", &format!("v{i}"), 2 * i, 2 * i + 1))
-        .collect();
+    let events: Vec<Event> =
+        (0..4_000).map(|i| put(1, "k", &format!("v{i}"), 2 * i, 2 * i + 1)).collect();
     let result = check(&events.into_iter().collect(), Duration::ZERO);
     assert_eq!(result, CheckResult::Timeout { key: b"k".to_vec() });
     assert!(!result.is_ok());
