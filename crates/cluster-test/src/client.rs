@@ -87,7 +87,7 @@ impl ClusterClient {
                     "no success before the deadline after {tries} tries"
                 ));
             }
-            if tries % self.ids.len() == 0 {
+            if tries.is_multiple_of(self.ids.len()) {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
