@@ -56,6 +56,7 @@ impl SimNode {
             check_quorum: opts.check_quorum,
             pre_vote: opts.pre_vote,
             seed: opts.seed.wrapping_add(self.restarts),
+            skip_bcast_commit: opts.skip_bcast_commit,
             ..Default::default()
         }
     }

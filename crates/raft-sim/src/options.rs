@@ -18,6 +18,7 @@ pub struct Options {
     pub duplicate_rate: f64,
     pub election_tick: usize,
     pub heartbeat_tick: usize,
+    pub skip_bcast_commit: bool,
 }
 
 impl Options {
@@ -37,6 +38,7 @@ impl Options {
             duplicate_rate: if unreliable { 0.05 } else { 0.0 },
             election_tick: 10,
             heartbeat_tick: rng.random_range(1..=3),
+            skip_bcast_commit: rng.random_bool(0.5),
         }
     }
 }

@@ -80,6 +80,7 @@ pub struct Raft<S: Storage> {
     pub(crate) check_quorum: bool,
     pub(crate) pre_vote: bool,
     pub(crate) max_msg_size: u64,
+    skip_bcast_commit: bool,
     rng: NodeRng,
 }
 
@@ -138,6 +139,7 @@ impl<S: Storage> Raft<S> {
             check_quorum: config.check_quorum,
             pre_vote: config.pre_vote,
             max_msg_size: config.max_size_per_msg,
+            skip_bcast_commit: config.skip_bcast_commit,
             rng: NodeRng::new(config.seed, config.id),
         };
         let hs = state.hard_state;
@@ -604,7 +606,7 @@ impl<S: Storage> Raft<S> {
                 pr.maybe_update(persisted);
             }
             if self.maybe_commit() {
-                self.bcast_append();
+                self.bcast_commit();
             }
         }
     }

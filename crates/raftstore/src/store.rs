@@ -98,6 +98,9 @@ impl Store {
             check_quorum: cfg.check_quorum,
             pre_vote: cfg.pre_vote,
             seed: ident.incarnation,
+            // Under load the next append carries the commit index anyway; reads are served
+            // by the leader, so followers applying a heartbeat later costs nothing.
+            skip_bcast_commit: true,
             ..Default::default()
         };
         let mut peers = HashMap::new();

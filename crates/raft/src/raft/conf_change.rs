@@ -34,7 +34,7 @@ impl<S: Storage> Raft<S> {
         }
         // The quorum shrank: entries may have committed.
         if self.maybe_commit() {
-            self.bcast_append();
+            self.bcast_commit();
         }
     }
 }

@@ -107,7 +107,11 @@ impl<S: Storage> Raft<S> {
     /// Sends the entries appended since the last broadcast (called when a Ready is built).
     pub fn flush_appends(&mut self) {
         if std::mem::take(&mut self.bcast_pending) && self.state == StateRole::Leader {
-            self.bcast_append();
+            // Only new entries: a follower that already got them (say, with a commit
+            // broadcast in this same loop) needs no empty append.
+            for to in self.prs.peer_ids(self.id) {
+                self.maybe_send_append(to, false);
+            }
         }
     }
 
@@ -190,7 +194,7 @@ impl<S: Storage> Raft<S> {
             ProgressState::Snapshot => {}
         }
         if self.maybe_commit() {
-            self.bcast_append();
+            self.bcast_commit();
         } else if old_paused {
             self.send_append(m.from);
         }
@@ -245,6 +249,14 @@ impl<S: Storage> Raft<S> {
             self.send(new_message(transferee, MessageType::MsgTimeoutNow));
         } else {
             self.send_append(transferee);
+        }
+    }
+
+    /// Tells followers the commit index moved, unless configured to let the next append
+    /// or heartbeat carry it.
+    pub(crate) fn bcast_commit(&mut self) {
+        if !self.skip_bcast_commit {
+            self.bcast_append();
         }
     }
 

@@ -458,3 +458,29 @@ fn fast_backtracking_jumps_to_the_end_of_a_shorter_log() {
     assert_eq!(log_of(&follower), log_of(&leader));
     assert_eq!(follower.raft_log.committed, 8);
 }
+
+/// With `skip_bcast_commit` the leader sends no extra append when the commit index
+/// moves: followers learn it from the next heartbeat, which still never commits past
+/// what they hold.
+#[test]
+fn skip_bcast_commit_lets_the_next_heartbeat_carry_the_commit() {
+    let peers: Vec<Option<Raft<MemStorage>>> = (1..=3u64)
+        .map(|id| {
+            let mut c = new_test_config(id, 10, 1);
+            c.skip_bcast_commit = true;
+            Some(new_test_raft_with_config(&c, MemStorage::new_with_conf_state(vec![1, 2, 3], vec![])))
+        })
+        .collect();
+    let mut nt = Network::new(peers);
+    nt.send(vec![hup(1)]);
+    nt.send(vec![propose(1, b"x")]);
+    let leader_commit = nt.peer(1).raft_log.committed;
+    assert_eq!(leader_commit, 2);
+    for id in [2, 3] {
+        assert!(nt.peer(id).raft_log.committed < leader_commit, "node {id} was told at once");
+    }
+    nt.send(vec![msg(1, 1, MessageType::MsgBeat)]);
+    for id in [2, 3] {
+        assert_eq!(nt.peer(id).raft_log.committed, leader_commit, "node {id} after a heartbeat");
+    }
+}
