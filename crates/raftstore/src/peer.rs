@@ -206,9 +206,9 @@ impl Peer {
         self.reads.push(cb);
     }
 
-    /// What a loop does to a peer after taking in messages and before its Ready: start
-    /// one ReadIndex round for every read that arrived, and record our own incarnation
-    /// once we lead.
+    /// What a loop does to a peer after taking in messages and before its Ready: start a
+    /// ReadIndex round for the reads that arrived (see `read.rs`), and record our own
+    /// incarnation once we lead.
     pub fn before_ready(&mut self) {
         if std::mem::take(&mut self.record_own_incarnation) {
             let (me, incarnation) = (self.store_id, self.incarnation);
@@ -217,8 +217,13 @@ impl Peer {
         self.flush_reads();
     }
 
+    /// When this peer's waiting reads may start a ReadIndex round.
+    pub fn next_read_round_at(&self) -> Option<std::time::Instant> {
+        self.reads.next_round_at()
+    }
+
     fn flush_reads(&mut self) {
-        if !self.reads.has_waiting() {
+        if !self.reads.should_start_round() {
             return;
         }
         let ctx = self.reads.start_round(self.store_id);

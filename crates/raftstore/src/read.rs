@@ -1,14 +1,21 @@
-//! Linearizable reads by ReadIndex (thesis §6.4), batched: every read that reaches the
-//! leader in one loop shares one ReadIndex round, i.e. one heartbeat to the followers.
+//! Linearizable reads by ReadIndex (thesis §6.4), batched: the reads that arrive while a
+//! round is in flight wait for it to finish and then share the next round, i.e. one
+//! heartbeat to the followers. A round that takes too long (a lost heartbeat) does not
+//! hold the queue: a newer round confirms the older ones too.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::msg::ReadCallback;
 
+/// How long a round may be in flight before another one starts anyway.
+const ROUND_PATIENCE: Duration = Duration::from_millis(20);
+
 struct ReadBatch {
     ctx: Bytes,
+    started: Instant,
     /// Set when the ReadIndex round answered: serve once applied reaches it.
     index: Option<u64>,
     callbacks: Vec<ReadCallback>,
@@ -27,8 +34,19 @@ impl ReadQueue {
         self.waiting.push(cb);
     }
 
-    pub fn has_waiting(&self) -> bool {
-        !self.waiting.is_empty()
+    /// Whether a round should start now: reads are waiting and no recent round is still
+    /// waiting for its quorum.
+    pub fn should_start_round(&self) -> bool {
+        self.next_round_at().is_some_and(|at| at <= Instant::now())
+    }
+
+    /// When the waiting reads may start their round (the raft loop must wake by then).
+    pub fn next_round_at(&self) -> Option<Instant> {
+        if self.waiting.is_empty() {
+            return None;
+        }
+        let newest_unanswered = self.batches.iter().rev().find(|b| b.index.is_none());
+        Some(newest_unanswered.map_or_else(Instant::now, |b| b.started + ROUND_PATIENCE))
     }
 
     /// Starts a round for the waiting reads; returns the context to pass to Raft.
@@ -39,7 +57,8 @@ impl ReadQueue {
         ctx.extend_from_slice(&self.next_seq.to_be_bytes());
         let ctx = Bytes::from(ctx);
         let callbacks = std::mem::take(&mut self.waiting);
-        self.batches.push_back(ReadBatch { ctx: ctx.clone(), index: None, callbacks });
+        let started = Instant::now();
+        self.batches.push_back(ReadBatch { ctx: ctx.clone(), started, index: None, callbacks });
         ctx
     }
 

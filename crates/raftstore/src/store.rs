@@ -364,10 +364,16 @@ impl StoreLoop {
     fn run(mut self) -> Result<()> {
         loop {
             let busy = self.peers.values().any(|p| p.raw.has_ready());
+            // Wake for the next tick, or when waiting reads may start their round.
+            let wake_at = self
+                .peers
+                .values()
+                .filter_map(Peer::next_read_round_at)
+                .fold(self.next_tick, Instant::min);
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                self.next_tick.saturating_duration_since(Instant::now())
+                wake_at.saturating_duration_since(Instant::now())
             };
             match self.rx.recv_timeout(timeout) {
                 Ok(msg) => self.handle(msg),

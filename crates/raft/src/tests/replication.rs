@@ -468,7 +468,10 @@ fn skip_bcast_commit_lets_the_next_heartbeat_carry_the_commit() {
         .map(|id| {
             let mut c = new_test_config(id, 10, 1);
             c.skip_bcast_commit = true;
-            Some(new_test_raft_with_config(&c, MemStorage::new_with_conf_state(vec![1, 2, 3], vec![])))
+            Some(new_test_raft_with_config(
+                &c,
+                MemStorage::new_with_conf_state(vec![1, 2, 3], vec![]),
+            ))
         })
         .collect();
     let mut nt = Network::new(peers);
