@@ -104,6 +104,10 @@ fn must_wait_for_persist(t: MessageType) -> bool {
     )
 }
 
+fn is_plain_append_ack(m: &Message) -> bool {
+    m.msg_type() == MessageType::MsgAppendResponse && !m.reject
+}
+
 pub(crate) fn new_message(to: u64, msg_type: MessageType) -> Message {
     Message { to, msg_type: msg_type as i32, ..Default::default() }
 }
@@ -233,6 +237,17 @@ impl<S: Storage> Raft<S> {
             _ => m.term = self.term,
         }
         if must_wait_for_persist(t) {
+            // Several appends handled in one Ready need one acknowledgement: the latest
+            // covers the others (the leader frees its window up to it).
+            if let Some(last) = self.msgs_after_persist.last_mut()
+                && is_plain_append_ack(last)
+                && is_plain_append_ack(&m)
+                && (last.to, last.term) == (m.to, m.term)
+                && last.index <= m.index
+            {
+                *last = m;
+                return;
+            }
             self.msgs_after_persist.push(m);
         } else {
             self.msgs.push(m);

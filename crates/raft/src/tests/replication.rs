@@ -487,3 +487,32 @@ fn skip_bcast_commit_lets_the_next_heartbeat_carry_the_commit() {
         assert_eq!(nt.peer(id).raft_log.committed, leader_commit, "node {id} after a heartbeat");
     }
 }
+
+/// Appends handled before one persist are acknowledged once, by the latest index: the
+/// leader frees its whole window up to it. A rejection is never folded away.
+#[test]
+fn appends_handled_in_one_ready_are_acknowledged_once() {
+    let mut r = new_test_raft(2, vec![1, 2, 3], 10, 1);
+    r.become_follower(1, 1);
+    let append = |index: u64, log_term: u64, ents: Vec<Entry>| {
+        let mut m = msg_with_term(1, 2, MessageType::MsgAppend, 1);
+        m.index = index;
+        m.log_term = log_term;
+        m.entries = ents;
+        m
+    };
+    r.step(append(0, 0, vec![entry(1, 1)])).expect("first append");
+    r.step(append(1, 1, vec![entry(2, 1), entry(3, 1)])).expect("second append");
+    let acks: Vec<&Message> = r
+        .msgs_after_persist
+        .iter()
+        .filter(|m| m.msg_type() == MessageType::MsgAppendResponse)
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!((acks[0].index, acks[0].reject), (3, false));
+
+    r.step(append(7, 1, vec![entry(8, 1)])).expect("a gap is rejected");
+    let last = r.msgs_after_persist.last().expect("a rejection");
+    assert!(last.reject, "the rejection must be sent, not folded");
+    assert_eq!(r.msgs_after_persist.len(), 2);
+}
