@@ -167,6 +167,17 @@ impl Peer {
         Ok(())
     }
 
+    /// The header of a command this peer proposes.
+    fn request_header(&self) -> RaftRequestHeader {
+        let region = self.region();
+        RaftRequestHeader {
+            region_id: region.id,
+            peer: Some(PeerMeta { id: self.store_id, store_id: self.store_id }),
+            region_epoch: region.region_epoch,
+            term: self.raw.raft().term(),
+        }
+    }
+
     pub fn propose_write(&mut self, ctx: RequestContext, ops: Vec<Modify>, cb: WriteCallback) {
         let keys: Vec<&[u8]> = ops.iter().map(Modify::key).collect();
         if let Err(e) = self.check_request(&ctx, &keys) {
@@ -176,13 +187,7 @@ impl Peer {
         if self.proposal_bytes + size_bytes > self.max_proposal_bytes {
             return cb(Err(errors::server_is_busy("too many bytes of writes in flight")));
         }
-        let region = self.region();
-        let header = RaftRequestHeader {
-            region_id: region.id,
-            peer: Some(PeerMeta { id: self.store_id, store_id: self.store_id }),
-            region_epoch: region.region_epoch,
-            term: self.raw.raft().term(),
-        };
+        let header = self.request_header();
         let requests = ops.into_iter().map(modify_to_request).collect();
         let cmd = RaftCmdRequest { header: Some(header), requests, admin_request: None };
         let index = self.raw.raft().raft_log().last_index() + 1;
@@ -245,13 +250,7 @@ impl Peer {
         {
             return;
         }
-        let region = self.region();
-        let header = RaftRequestHeader {
-            region_id: region.id,
-            peer: Some(PeerMeta { id: self.store_id, store_id: self.store_id }),
-            region_epoch: region.region_epoch,
-            term: self.raw.raft().term(),
-        };
+        let header = self.request_header();
         let admin = AdminRequest {
             cmd_type: AdminCmdType::RecordIncarnation as i32,
             record_incarnation: Some(RecordIncarnationRequest { store_id, incarnation }),
