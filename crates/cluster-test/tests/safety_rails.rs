@@ -75,3 +75,50 @@ fn late_first_start_of_an_initial_member_joins() {
     assert!(cluster.net.rejections().is_empty(), "{:?}", cluster.net.rejections());
     cluster.shutdown();
 }
+
+/// A store whose command queue is full answers `server_is_busy` at once (the write did
+/// not happen) instead of queueing without bound; what it accepted is all applied.
+#[test]
+fn full_command_queue_answers_server_is_busy() {
+    use std::sync::mpsc;
+
+    use bytes::Bytes;
+    use raftstore::{Modify, RequestContext};
+
+    raftkv_cluster_test::init_logging();
+    let cluster = Cluster::new(3, 13, |cfg| cfg.max_pending_commands = 4);
+    cluster.start_all();
+    let leader = cluster.wait_leader(Duration::from_secs(10));
+    let handle = cluster.handle(leader).expect("leader handle");
+    let (tx, rx) = mpsc::channel();
+    const WRITES: usize = 2000;
+    for i in 0..WRITES {
+        let tx = tx.clone();
+        let key = Bytes::from(format!("busy-{i:05}"));
+        let op =
+            Modify::Put { cf: String::new(), key: key.clone(), value: Bytes::from_static(b"v") };
+        handle.write(
+            RequestContext::default(),
+            vec![op],
+            Box::new(move |r| {
+                let _ = tx.send((key, r));
+            }),
+        );
+    }
+    drop(tx);
+    let (mut ok, mut busy) = (Vec::new(), 0usize);
+    for (key, result) in rx.iter().take(WRITES) {
+        match result {
+            Ok(()) => ok.push(key),
+            Err(e) if e.server_is_busy.is_some() => busy += 1,
+            Err(e) => panic!("unexpected answer: {e:?}"),
+        }
+    }
+    assert!(busy > 0, "a queue of 4 absorbed {WRITES} writes sent at once");
+    assert!(!ok.is_empty(), "nothing got through");
+    let mut client = ClusterClient::new(cluster.net.clone(), cluster.ids());
+    for key in &ok {
+        assert_eq!(client.must_get(key).as_deref(), Some(&b"v"[..]), "accepted write lost");
+    }
+    cluster.shutdown();
+}
