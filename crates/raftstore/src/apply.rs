@@ -137,6 +137,16 @@ fn apply_admin(
             }
             Ok(())
         }
+        AdminCmdType::CompactLog => {
+            let req = admin.compact_log.as_ref().ok_or_else(|| malformed(e, "empty CompactLog"))?;
+            let store = peer.raw.store_mut();
+            // Every replica decides the same: compact only forward, only applied entries.
+            if req.compact_index > store.truncated_index() && req.compact_index < e.index {
+                store.compact_to(req.compact_index, req.compact_term);
+                peer.compacted_to = Some(req.compact_index);
+            }
+            Ok(())
+        }
         other => Err(malformed(e, &format!("admin command {other:?} is not supported"))),
     }
 }

@@ -27,6 +27,12 @@ pub struct StoreConfig {
     pub max_inflight_proposal_bytes: u64,
     /// Bytes of committed entries applied per Ready (bounds memory of a catching-up peer).
     pub max_apply_bytes_per_ready: u64,
+    /// How often a leader checks whether to compact its log.
+    pub raft_log_gc_tick_interval: Duration,
+    /// Compact once more than this many applied entries are kept...
+    pub raft_log_gc_count_limit: u64,
+    /// ... or once the kept entries take about this many bytes.
+    pub raft_log_gc_size_limit_bytes: u64,
 }
 
 impl StoreConfig {
@@ -48,6 +54,9 @@ impl StoreConfig {
             max_pending_raft_messages: 64 * 1024,
             max_inflight_proposal_bytes: 256 * 1024 * 1024,
             max_apply_bytes_per_ready: 64 * 1024 * 1024,
+            raft_log_gc_tick_interval: Duration::from_secs(10),
+            raft_log_gc_count_limit: 100_000,
+            raft_log_gc_size_limit_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - `read.rs`: batched ReadIndex reads; `region_snapshot.rs`: what a read gets.
 //! - `peer_storage.rs`: `raft::Storage` over raftdb/kvdb; `keys.rs`: the key layout.
 //! - `bootstrap.rs`: data dir lock, format marker, store identity, first-region bootstrap.
+//! - `log_gc.rs`: the raftlog-gc worker (physical deletion of compacted entries).
 //! - `transport.rs`: the `Transport` trait (gRPC in the server, in-memory in tests).
 //!
 //! It knows nothing of gRPC.
@@ -22,6 +23,7 @@ mod bootstrap;
 mod config;
 mod errors;
 pub mod keys;
+mod log_gc;
 mod metrics;
 mod msg;
 mod peer;

@@ -73,4 +73,6 @@ pub(crate) enum StoreMsg {
     Shutdown,
     /// Stop at once, as a crash would: nothing more is sent, written or answered.
     Kill,
+    /// A background worker hit a disk failure: the store must stop.
+    Fatal(String),
 }

@@ -15,8 +15,8 @@ use raft::{Config, RawNode, Ready, StateRole};
 use raftkv_proto::errorpb;
 use raftkv_proto::metapb::{Peer as PeerMeta, Region};
 use raftkv_proto::raft_cmdpb::{
-    AdminCmdType, AdminRequest, CmdType, DeleteRequest, PutRequest, RaftCmdRequest,
-    RaftRequestHeader, RecordIncarnationRequest, Request,
+    AdminCmdType, AdminRequest, CmdType, CompactLogRequest, DeleteRequest, PutRequest,
+    RaftCmdRequest, RaftRequestHeader, RecordIncarnationRequest, Request,
 };
 use raftkv_proto::raft_serverpb::RaftMessage;
 
@@ -56,6 +56,8 @@ pub struct Peer {
     record_own_incarnation: bool,
     /// Set by apply when the region or the recorded incarnations changed.
     pub(crate) meta_changed: bool,
+    /// Set by apply when a CompactLog moved the truncated index: delete the log below it.
+    pub(crate) compacted_to: Option<u64>,
 }
 
 pub struct PeerLimits {
@@ -96,6 +98,7 @@ impl Peer {
             recording: HashSet::new(),
             record_own_incarnation: false,
             meta_changed: false,
+            compacted_to: None,
         })
     }
 
@@ -132,6 +135,7 @@ impl Peer {
             term: r.term(),
             commit: r.raft_log().committed(),
             applied: self.raw.store().applied_index(),
+            truncated: self.raw.store().truncated_index(),
             leader_id: r.leader_id(),
         }
     }
@@ -260,6 +264,47 @@ impl Peer {
             RaftCmdRequest { header: Some(header), requests: vec![], admin_request: Some(admin) };
         if self.raw.propose(cmd.encode_to_vec()).is_ok() {
             self.recording.insert(store_id);
+        }
+    }
+
+    /// A leader proposes `CompactLog` once the log keeps more than `count_limit` applied
+    /// entries or about `size_limit` bytes. It never compacts what a member still lacks:
+    /// until snapshots can be sent, a follower must always find its next entries in the
+    /// log, so a member that is down holds the log (its matched index bounds the cut).
+    pub fn maybe_propose_compact(&mut self, count_limit: u64, size_limit: u64) {
+        if !self.is_leader() {
+            return;
+        }
+        let store = self.raw.store();
+        let (truncated, applied) = (store.truncated_index(), store.applied_index());
+        let kept = applied.saturating_sub(truncated);
+        if kept <= count_limit && store.log_bytes() <= size_limit {
+            return;
+        }
+        let status = self.raw.status();
+        let replicated = status
+            .progress
+            .iter()
+            .flatten()
+            .filter(|(id, _)| **id != self.store_id)
+            .map(|(_, p)| p.matched)
+            .min()
+            .unwrap_or(applied);
+        let compact_index = applied.min(replicated);
+        if compact_index <= truncated {
+            return;
+        }
+        let Ok(compact_term) = self.raw.raft().raft_log().term(compact_index) else { return };
+        let admin = AdminRequest {
+            cmd_type: AdminCmdType::CompactLog as i32,
+            compact_log: Some(CompactLogRequest { compact_index, compact_term }),
+            ..Default::default()
+        };
+        let header = self.request_header();
+        let cmd =
+            RaftCmdRequest { header: Some(header), requests: vec![], admin_request: Some(admin) };
+        if self.raw.propose(cmd.encode_to_vec()).is_ok() {
+            tracing::debug!(region_id = self.region_id(), compact_index, "proposed log compaction");
         }
     }
 

@@ -8,7 +8,7 @@ use engine::{CF_RAFT, Engine, WriteBatch};
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{RaftState, StorageError, StorageResult};
 use raftkv_proto::metapb::Region;
-use raftkv_proto::raft_serverpb::{RaftApplyState, RaftLocalState};
+use raftkv_proto::raft_serverpb::{RaftApplyState, RaftLocalState, RaftTruncatedState};
 
 use crate::errors::{Result, StoreError};
 use crate::keys;
@@ -76,6 +76,15 @@ impl EntryCache {
         }
     }
 
+    /// Drops every entry at or below `index` (compacted).
+    fn drop_through(&mut self, index: u64) {
+        while self.entries.front().is_some_and(|e| e.index <= index) {
+            if let Some(e) = self.entries.pop_front() {
+                self.size_bytes -= raft::entry_size(&e);
+            }
+        }
+    }
+
     fn clear(&mut self) {
         self.entries.clear();
         self.size_bytes = 0;
@@ -89,6 +98,8 @@ pub struct PeerStorage {
     raft_state: RaftLocalState,
     apply_state: RaftApplyState,
     cache: EntryCache,
+    /// Approximate bytes of the entries kept (truncated, last]; drives size-based GC.
+    log_bytes: u64,
 }
 
 impl PeerStorage {
@@ -109,6 +120,7 @@ impl PeerStorage {
             raft_state,
             apply_state,
             cache: EntryCache { entries: VecDeque::new(), size_bytes: 0 },
+            log_bytes: 0,
         };
         s.check_invariants()?;
         Ok(s)
@@ -169,6 +181,21 @@ impl PeerStorage {
         self.apply_state.truncated_state.map_or(0, |t| t.term)
     }
 
+    /// Approximate bytes of the log kept since the last compaction point.
+    pub fn log_bytes(&self) -> u64 {
+        self.log_bytes
+    }
+
+    /// Marks entries up to `index` compacted (a CompactLog applied). The caller writes the
+    /// apply state; the entries are deleted physically later, once that state is durable.
+    pub fn compact_to(&mut self, index: u64, term: u64) {
+        let kept_before = self.raft_state.last_index.saturating_sub(self.truncated_index()).max(1);
+        let kept_after = self.raft_state.last_index.saturating_sub(index);
+        self.log_bytes = self.log_bytes * kept_after / kept_before;
+        self.apply_state.truncated_state = Some(RaftTruncatedState { index, term });
+        self.cache.drop_through(index);
+    }
+
     pub fn kv_engine(&self) -> &Engine {
         &self.kv_engine
     }
@@ -186,6 +213,7 @@ impl PeerStorage {
         }
         self.raft_state.last_index = last.index;
         self.raft_state.last_term = last.term;
+        self.log_bytes += ents.iter().map(raft::entry_size).sum::<u64>();
         self.cache.append(ents);
     }
 

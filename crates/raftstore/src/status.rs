@@ -8,6 +8,8 @@ pub struct StoreStatus {
     pub term: u64,
     pub commit: u64,
     pub applied: u64,
+    /// The last compacted log index: entries up to it are gone from the log.
+    pub truncated: u64,
     /// The leader's store id, 0 when unknown.
     pub leader_id: u64,
 }

@@ -23,6 +23,7 @@ use raftkv_proto::raft_serverpb::{RaftMessage, StoreIdent};
 use crate::bootstrap::{self, DirLock, Engines};
 use crate::config::StoreConfig;
 use crate::errors::{self, Result, StoreError};
+use crate::log_gc::{GcTask, LogGcWorker};
 use crate::metrics;
 use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
 use crate::peer::{Incarnations, Peer, PeerLimits};
@@ -156,7 +157,29 @@ impl Store {
             next_tick: Instant::now() + cfg.base_tick,
             shutdown_deadline: None,
             killed: false,
+            fatal: None,
+            log_gc: None,
+            gc_interval: cfg.raft_log_gc_tick_interval,
+            next_gc_check: Instant::now() + cfg.raft_log_gc_tick_interval,
+            gc_count_limit: cfg.raft_log_gc_count_limit,
+            gc_size_limit: cfg.raft_log_gc_size_limit_bytes,
         };
+        let log_gc = LogGcWorker::start(
+            worker.engines.raft.clone(),
+            worker.engines.kv.clone(),
+            shared.tx.clone(),
+        )
+        .map_err(|e| StoreError::DataDir {
+            path: "-".into(),
+            message: format!("cannot spawn: {e}"),
+        })?;
+        // Entries a crash left behind below the truncated index are garbage.
+        for peer in worker.peers.values() {
+            let truncated = peer.raw.store().truncated_index();
+            log_gc.schedule(GcTask { region_id: peer.region_id(), end: truncated + 1 });
+        }
+        let mut worker = worker;
+        worker.log_gc = Some(log_gc);
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name(format!("raftstore-{}", cfg.store_id))
@@ -358,6 +381,12 @@ struct StoreLoop {
     next_tick: Instant,
     shutdown_deadline: Option<Instant>,
     killed: bool,
+    fatal: Option<String>,
+    log_gc: Option<LogGcWorker>,
+    gc_interval: Duration,
+    next_gc_check: Instant,
+    gc_count_limit: u64,
+    gc_size_limit: u64,
 }
 
 impl StoreLoop {
@@ -390,7 +419,11 @@ impl StoreLoop {
                 // Pending callbacks are dropped unanswered: their outcome is unknown.
                 return Ok(());
             }
+            if let Some(why) = self.fatal.take() {
+                return Err(StoreError::Corrupt(why));
+            }
             self.maybe_tick();
+            self.maybe_compact_logs();
             for peer in self.peers.values_mut() {
                 peer.before_ready();
             }
@@ -442,6 +475,7 @@ impl StoreLoop {
             StoreMsg::Status(cb) => cb(self.current_status()),
             StoreMsg::Shutdown => self.begin_shutdown(),
             StoreMsg::Kill => self.killed = true,
+            StoreMsg::Fatal(why) => self.fatal = Some(why),
         }
     }
 
@@ -467,6 +501,17 @@ impl StoreLoop {
                 key >= r.start_key.as_ref() && (r.end_key.is_empty() || key < r.end_key.as_ref())
             })
             .ok_or_else(|| errors::region_not_found(0))
+    }
+
+    fn maybe_compact_logs(&mut self) {
+        let now = Instant::now();
+        if now < self.next_gc_check {
+            return;
+        }
+        self.next_gc_check = now + self.gc_interval;
+        for peer in self.peers.values_mut() {
+            peer.maybe_propose_compact(self.gc_count_limit, self.gc_size_limit);
+        }
     }
 
     fn maybe_tick(&mut self) {
@@ -509,7 +554,13 @@ impl StoreLoop {
         self.transport.flush();
         for (region_id, rd) in readies {
             let Some(peer) = self.peers.get_mut(&region_id) else { continue };
-            if peer.apply_and_advance(rd)? {
+            let meta_changed = peer.apply_and_advance(rd)?;
+            if let (Some(index), Some(gc)) = (peer.compacted_to.take(), &self.log_gc) {
+                // The apply state recording the compaction is written (not yet synced):
+                // the worker syncs it before deleting anything.
+                gc.schedule(GcTask { region_id, end: index + 1 });
+            }
+            if meta_changed {
                 if let Ok(mut regions) = self.shared.regions.write() {
                     regions.insert(region_id, peer.region().clone());
                 }

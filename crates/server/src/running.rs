@@ -226,5 +226,9 @@ fn store_config(args: &ServerArgs) -> StoreConfig {
     cfg.check_quorum = r.check_quorum;
     cfg.max_inflight_msgs = r.max_inflight_msgs;
     cfg.max_size_per_msg_bytes = r.max_size_per_msg_bytes;
+    let rs = &args.config.raftstore;
+    cfg.raft_log_gc_tick_interval = Duration::from_millis(rs.raft_log_gc_tick_interval_ms);
+    cfg.raft_log_gc_count_limit = rs.raft_log_gc_count_limit;
+    cfg.raft_log_gc_size_limit_bytes = rs.raft_log_gc_size_limit_bytes;
     cfg
 }

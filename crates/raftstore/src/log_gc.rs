@@ -1,0 +1,112 @@
+//! The raftlog-gc worker: deletes compacted raft log entries physically, in the
+//! background and in bounded batches, once the apply state that records the compaction is
+//! durable (a log entry never disappears before a durable `CompactLog` covers it).
+
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
+
+use engine::{CF_RAFT, Engine, WriteBatch};
+
+use crate::keys;
+use crate::msg::StoreMsg;
+
+/// Entries deleted per raftdb write.
+const BATCH: usize = 4096;
+
+/// Delete the log entries of `region_id` with index below `end`.
+pub struct GcTask {
+    pub region_id: u64,
+    pub end: u64,
+}
+
+pub struct LogGcWorker {
+    tx: Sender<GcTask>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl LogGcWorker {
+    /// Starts the worker; a disk failure is reported to the store through `fatal`.
+    pub fn start(raft: Engine, kv: Engine, fatal: Sender<StoreMsg>) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("raftlog-gc".into())
+            .spawn(move || run(&rx, &raft, &kv, &fatal))?;
+        Ok(LogGcWorker { tx, handle: Some(handle) })
+    }
+
+    pub fn schedule(&self, task: GcTask) {
+        let _ = self.tx.send(task);
+    }
+}
+
+impl Drop for LogGcWorker {
+    fn drop(&mut self) {
+        let (tx, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(rx: &Receiver<GcTask>, raft: &Engine, kv: &Engine, fatal: &Sender<StoreMsg>) {
+    while let Ok(task) = rx.recv() {
+        if let Err(e) = collect(raft, kv, &task) {
+            let _ = fatal.send(StoreMsg::Fatal(format!("raft log GC failed: {e}")));
+            return;
+        }
+    }
+}
+
+fn collect(raft: &Engine, kv: &Engine, task: &GcTask) -> engine::Result<()> {
+    // The CompactLog's apply state was written unsynced; make it durable first, or a crash
+    // could bring back an apply state that still needs the entries deleted here.
+    kv.sync()?;
+    let end = keys::raft_log_key(task.region_id, task.end);
+    let mut start = keys::raft_log_key(task.region_id, 0).to_vec();
+    loop {
+        let doomed = raft.scan_keys(CF_RAFT, &start, Some(&end), BATCH)?;
+        let Some(last) = doomed.last() else { return Ok(()) };
+        let mut wb = WriteBatch::with_capacity(doomed.len());
+        for k in &doomed {
+            wb.delete(CF_RAFT, k);
+        }
+        start = last.to_vec();
+        start.push(0);
+        // Unsynced: an entry that survives a crash is garbage below the truncated index,
+        // collected again at the next start.
+        raft.write(wb, false)?;
+        if doomed.len() < BATCH {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletes_exactly_the_entries_below_the_end_in_batches() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let raft = Engine::open(&dir.path().join("raft"), &[CF_RAFT]).expect("raft engine");
+        let kv = Engine::open(&dir.path().join("kv"), &engine::DATA_CFS).expect("kv engine");
+        let mut wb = WriteBatch::new();
+        for i in 1..=10_000u64 {
+            wb.put(CF_RAFT, &keys::raft_log_key(1, i), b"e");
+        }
+        wb.put(CF_RAFT, &keys::raft_log_key(2, 3), b"other region");
+        wb.put(CF_RAFT, &keys::raft_state_key(1), b"state");
+        raft.write(wb, true).expect("write");
+
+        collect(&raft, &kv, &GcTask { region_id: 1, end: 5_001 }).expect("gc");
+
+        let start = keys::raft_log_key(1, 0);
+        let end = keys::raft_log_key(1, u64::MAX);
+        let left = raft.scan_keys(CF_RAFT, &start, Some(&end), usize::MAX).expect("scan");
+        assert_eq!(left.len(), 5_000);
+        assert_eq!(keys::raft_log_index(&left[0]), Some(5_001));
+        assert!(raft.get(CF_RAFT, &keys::raft_log_key(2, 3)).expect("get").is_some());
+        assert!(raft.get(CF_RAFT, &keys::raft_state_key(1)).expect("get").is_some());
+    }
+}
