@@ -194,8 +194,9 @@ impl Inner {
         request: &R,
         budget: Duration,
     ) -> Outcome<R::Response> {
-        let mut message = tonic::Request::new(request.clone());
-        message.set_timeout(budget);
+        // The deadline is kept here, not sent as a grpc-timeout header: the server would
+        // arm a timer per request for a bound the client enforces anyway.
+        let message = tonic::Request::new(request.clone());
         let sent = R::send(self.endpoints.client(target), message);
         let response = match tokio::time::timeout(budget, sent).await {
             Err(_) => return Outcome::Unknown(format!("no answer within {budget:?}")),
