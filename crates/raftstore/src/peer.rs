@@ -366,7 +366,6 @@ impl Peer {
         Ok(Some((rd, sync)))
     }
 
-    /// Phase 2, after the raft write is durable: send acknowledgements, apply, serve reads.
     /// Phase 2, once the raft write is durable: the acknowledgements may leave.
     pub fn send_persisted(&mut self, rd: &mut Ready, transport: &dyn Transport) {
         self.send(rd.take_persisted_messages(), transport);
