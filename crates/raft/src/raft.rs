@@ -581,7 +581,7 @@ impl<S: Storage> Raft<S> {
     pub(crate) fn handle_snapshot(&mut self, mut m: Message) {
         let snapshot = m.snapshot.take().unwrap_or_default();
         let mut resp = new_message(m.from, MessageType::MsgAppendResponse);
-        resp.index = if self.restore(snapshot) {
+        resp.index = if self.restore(*snapshot) {
             self.raft_log.last_index()
         } else {
             self.raft_log.committed

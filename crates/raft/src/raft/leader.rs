@@ -335,7 +335,7 @@ impl<S: Storage> Raft<S> {
             pr.become_snapshot(index);
         }
         let mut m = new_message(to, MessageType::MsgSnapshot);
-        m.snapshot = Some(snapshot);
+        m.snapshot = Some(Box::new(snapshot));
         self.send(m);
         true
     }

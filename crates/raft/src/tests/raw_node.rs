@@ -442,7 +442,7 @@ fn raw_node_follower_ready_carries_the_leaders_snapshot() {
         from: 1,
         to: 2,
         term: 3,
-        snapshot: Some(snapshot(11, 2, vec![1, 2, 3])),
+        snapshot: Some(Box::new(snapshot(11, 2, vec![1, 2, 3]))),
         ..Default::default()
     };
     node.step(m).expect("snapshot");

@@ -14,7 +14,7 @@ fn voters(r: &Raft<MemStorage>) -> Vec<u64> {
 
 fn snapshot_msg(from: u64, to: u64, term: u64, index: u64, snap_term: u64, v: Vec<u64>) -> Message {
     let mut m = msg_with_term(from, to, MessageType::MsgSnapshot, term);
-    m.snapshot = Some(snapshot(index, snap_term, v));
+    m.snapshot = Some(Box::new(snapshot(index, snap_term, v)));
     m
 }
 
