@@ -161,3 +161,60 @@ pub fn load_regions(engines: &Engines) -> Result<Vec<RegionLocalState>> {
         other => Err(StoreError::Corrupt(format!("region 1 is in state {other:?}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, id: u64, token: &str) -> StoreConfig {
+        let peers = [(1, "127.0.0.1:1".to_string()), (2, "127.0.0.1:2".to_string())].into();
+        let mut cfg = StoreConfig::new(id, peers, dir.to_path_buf());
+        cfg.cluster_id = crate::config::cluster_id_from_token(token);
+        cfg
+    }
+
+    fn start(cfg: &StoreConfig) -> Result<StoreIdent> {
+        let (engines, _lock) = open_engines(&cfg.data_dir)?;
+        load_or_bootstrap(cfg, &engines)
+    }
+
+    fn refusal(r: Result<StoreIdent>) -> String {
+        r.err().map(|e| e.to_string()).unwrap_or_else(|| "accepted".into())
+    }
+
+    #[test]
+    fn a_restart_keeps_its_identity() {
+        let dir = tempfile::tempdir().expect("dir");
+        let first = start(&config(dir.path(), 1, "t")).expect("bootstrap");
+        let again = start(&config(dir.path(), 1, "t")).expect("restart");
+        assert_eq!(first, again);
+        assert_ne!(first.incarnation, 0);
+    }
+
+    #[test]
+    fn another_store_id_or_cluster_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        start(&config(dir.path(), 1, "t")).expect("bootstrap");
+        assert!(refusal(start(&config(dir.path(), 2, "t"))).contains("belongs to store 1"));
+        assert!(refusal(start(&config(dir.path(), 1, "other"))).contains("another cluster"));
+    }
+
+    #[test]
+    fn a_locked_or_foreign_dir_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (_engines, _lock) = open_engines(dir.path()).expect("first opener");
+        let second = open_engines(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(second.contains("locked"), "{second}");
+
+        let other = tempfile::tempdir().expect("dir");
+        std::fs::write(other.path().join("FORMAT"), "something else\n").expect("write");
+        let foreign = open_engines(other.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(foreign.contains("unsupported format"), "{foreign}");
+    }
+
+    #[test]
+    fn a_store_not_in_peers_does_not_bootstrap() {
+        let dir = tempfile::tempdir().expect("dir");
+        assert!(refusal(start(&config(dir.path(), 7, "t"))).contains("not in --peers"));
+    }
+}

@@ -338,3 +338,119 @@ impl raft::Storage for PeerStorage {
         Err(StorageError::SnapshotTemporarilyUnavailable)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use raft::Storage;
+
+    use super::*;
+    use crate::bootstrap::{self, Engines};
+    use crate::config::StoreConfig;
+
+    fn fresh(dir: &std::path::Path) -> (PeerStorage, Engines, bootstrap::DirLock) {
+        let peers: BTreeMap<u64, String> = [(1, "127.0.0.1:1".to_string())].into();
+        let cfg = StoreConfig::new(1, peers, dir.to_path_buf());
+        let (engines, lock) = bootstrap::open_engines(dir).expect("engines");
+        bootstrap::load_or_bootstrap(&cfg, &engines).expect("bootstrap");
+        let region = bootstrap::load_regions(&engines).expect("regions")[0].region.clone();
+        let storage =
+            PeerStorage::load(region.unwrap_or_default(), engines.raft.clone(), engines.kv.clone())
+                .expect("load");
+        (storage, engines, lock)
+    }
+
+    fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+        range
+            .map(|index| Entry { index, term, data: vec![7; 100].into(), ..Default::default() })
+            .collect()
+    }
+
+    fn persist(s: &mut PeerStorage, engines: &Engines, ents: &[Entry]) {
+        let mut wb = WriteBatch::new();
+        s.append(ents, &mut wb);
+        s.write_raft_state(&mut wb);
+        engines.raft.write(wb, true).expect("write");
+    }
+
+    fn indexes(ents: &[Entry]) -> Vec<(u64, u64)> {
+        ents.iter().map(|e| (e.index, e.term)).collect()
+    }
+
+    #[test]
+    fn a_fresh_region_starts_at_index_and_term_five() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (s, _e, _l) = fresh(dir.path());
+        let state = s.initial_state().expect("state");
+        assert_eq!((state.hard_state.term, state.hard_state.commit), (5, 5));
+        assert_eq!(state.conf_state.voters, vec![1]);
+        assert_eq!((s.first_index().expect("first"), s.last_index().expect("last")), (6, 5));
+        assert_eq!(s.term(5).expect("term of the initial index"), 5);
+        assert!(matches!(s.term(4), Err(StorageError::Compacted)));
+        assert!(matches!(s.term(6), Err(StorageError::Unavailable)));
+    }
+
+    #[test]
+    fn entries_read_across_the_engine_and_the_cache() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut s, engines, _l) = fresh(dir.path());
+        persist(&mut s, &engines, &entries(6..=3000, 6));
+        // Drop the older entries from the cache: reads of them go to the engine.
+        s.set_applied_index(3000);
+        let all = s.entries(6, 3001, u64::MAX).expect("entries");
+        assert_eq!(all.len(), 2995);
+        assert!(all.windows(2).all(|w| w[1].index == w[0].index + 1));
+        let limited = s.entries(6, 3001, 1000).expect("entries");
+        assert!(!limited.is_empty() && limited.len() < 10, "{} entries", limited.len());
+        let one = s.entries(100, 3001, 1).expect("at least one");
+        assert_eq!(indexes(&one), vec![(100, 6)]);
+        assert_eq!(s.term(10).expect("term from the engine"), 6);
+        assert!(matches!(s.entries(5, 7, u64::MAX), Err(StorageError::Compacted)));
+        assert!(matches!(s.entries(6, 3002, u64::MAX), Err(StorageError::Unavailable)));
+    }
+
+    #[test]
+    fn a_conflicting_append_replaces_the_tail_on_disk() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut s, engines, _l) = fresh(dir.path());
+        persist(&mut s, &engines, &entries(6..=20, 6));
+        persist(&mut s, &engines, &entries(15..=17, 7));
+        assert_eq!(s.last_index().expect("last"), 17);
+        let got = s.entries(13, 18, u64::MAX).expect("entries");
+        assert_eq!(indexes(&got), vec![(13, 6), (14, 6), (15, 7), (16, 7), (17, 7)]);
+        let stale = keys::raft_log_key(1, 18);
+        assert!(
+            engines.raft.get(engine::CF_RAFT, &stale).expect("get").is_none(),
+            "entry 18 must be gone"
+        );
+    }
+
+    #[test]
+    fn compaction_moves_the_first_index_and_keeps_the_truncated_term() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut s, engines, _l) = fresh(dir.path());
+        persist(&mut s, &engines, &entries(6..=30, 6));
+        s.set_applied_index(30);
+        s.compact_to(20, 6);
+        assert_eq!(s.first_index().expect("first"), 21);
+        assert_eq!(s.term(20).expect("truncated term"), 6);
+        assert!(matches!(s.term(19), Err(StorageError::Compacted)));
+        assert!(matches!(s.entries(20, 25, u64::MAX), Err(StorageError::Compacted)));
+        assert_eq!(s.entries(21, 31, u64::MAX).expect("kept").len(), 10);
+    }
+
+    #[test]
+    fn a_store_with_broken_log_pointers_refuses_to_load() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (s, engines, _l) = fresh(dir.path());
+        let mut state = s.raft_state.clone();
+        state.hard_state = Some(HardState { term: 5, vote: 0, commit: 9 }); // commit > last (5)
+        let mut wb = WriteBatch::new();
+        wb.put_msg(CF_RAFT, &keys::raft_state_key(1), &state);
+        engines.raft.write(wb, true).expect("write");
+        let err = PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone());
+        let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("log pointers broken"), "{msg}");
+    }
+}
