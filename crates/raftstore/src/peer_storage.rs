@@ -444,7 +444,7 @@ mod tests {
     fn a_store_with_broken_log_pointers_refuses_to_load() {
         let dir = tempfile::tempdir().expect("dir");
         let (s, engines, _l) = fresh(dir.path());
-        let mut state = s.raft_state.clone();
+        let mut state = s.raft_state;
         state.hard_state = Some(HardState { term: 5, vote: 0, commit: 9 }); // commit > last (5)
         let mut wb = WriteBatch::new();
         wb.put_msg(CF_RAFT, &keys::raft_state_key(1), &state);
