@@ -302,24 +302,29 @@ impl Cluster {
         }
         let Some(leader) = self.leader() else { return };
         let removed: Vec<u64> = self.nodes.values().filter(|n| n.removed).map(|n| n.id).collect();
-        let cc = if let Some(&id) = removed.first() {
-            ConfChange {
-                change_type: ConfChangeType::AddNode as i32,
-                node_id: id,
-                ..Default::default()
-            }
+        let conf = self.nodes[&leader].sm.conf_state.clone();
+        let change = |change_type: ConfChangeType, node_id: u64| ConfChange {
+            change_type: change_type as i32,
+            node_id,
+            ..Default::default()
+        };
+        let cc = if let Some(&learner) = conf.learners.first() {
+            // A learner that caught up (or not) is promoted to voter.
+            change(ConfChangeType::AddNode, learner)
+        } else if let Some(&id) = removed.first() {
+            // A removed node comes back, sometimes first as a learner.
+            let as_learner = self.rng.random_bool(0.5);
+            change(
+                if as_learner { ConfChangeType::AddLearnerNode } else { ConfChangeType::AddNode },
+                id,
+            )
         } else {
-            let voters = self.nodes[&leader].sm.conf_state.voters.clone();
-            if voters.len() < 3 {
+            if conf.voters.len() < 3 {
                 return;
             }
-            let candidates: Vec<u64> = voters.into_iter().filter(|&v| v != leader).collect();
+            let candidates: Vec<u64> = conf.voters.into_iter().filter(|&v| v != leader).collect();
             let Some(id) = self.pick(&candidates) else { return };
-            ConfChange {
-                change_type: ConfChangeType::RemoveNode as i32,
-                node_id: id,
-                ..Default::default()
-            }
+            change(ConfChangeType::RemoveNode, id)
         };
         if let Some(raw) = self.nodes.get_mut(&leader).and_then(|n| n.raw.as_mut()) {
             let _ = raw.propose_conf_change(&cc);
