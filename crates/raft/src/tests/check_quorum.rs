@@ -31,20 +31,26 @@ fn expire_lease(nt: &mut Network, id: u64) {
     assert_ne!(r.state, StateRole::Candidate);
 }
 
+/// A 3-node CheckQuorum group whose leader, node 1, was cut off and stepped down after
+/// hearing from no quorum for an election timeout.
+fn isolated_leader_stepped_down() -> Network {
+    let mut nt = cq_network(3, false);
+    nt.send(vec![hup(1)]);
+    assert_role(nt.peer(1), StateRole::Leader);
+    nt.isolate(1);
+    let timeout = nt.peer(1).election_timeout;
+    nt.tick_peer(1, 2 * timeout);
+    assert_role(nt.peer(1), StateRole::Follower);
+    nt
+}
+
 fn vote_request(from: u64, to: u64, term: u64, index: u64, log_term: u64) -> Message {
     Message { index, log_term, ..msg_with_term(from, to, MessageType::MsgRequestVote, term) }
 }
 
 #[test]
 fn leader_steps_down_when_it_hears_from_no_quorum() {
-    let mut nt = cq_network(3, false);
-    nt.send(vec![hup(1)]);
-    assert_role(nt.peer(1), StateRole::Leader);
-    nt.isolate(1);
-
-    let timeout = nt.peer(1).election_timeout;
-    nt.tick_peer(1, 2 * timeout);
-    assert_role(nt.peer(1), StateRole::Follower);
+    let nt = isolated_leader_stepped_down();
     assert_eq!(nt.peer(1).term, 1, "stepping down does not start a new term");
     assert_eq!(nt.peer(1).leader_id, INVALID_ID);
 }
@@ -265,14 +271,7 @@ fn leader_in_lease_ignores_higher_term_vote_request() {
 fn elections_start_normally_with_check_quorum() {
     // No node has a leader yet, so no lease stands in the way of the first election, nor
     // of the one after the leader stepped down.
-    let mut nt = cq_network(3, false);
-    nt.send(vec![hup(1)]);
-    assert_role(nt.peer(1), StateRole::Leader);
-
-    nt.isolate(1);
-    let timeout = nt.peer(1).election_timeout;
-    nt.tick_peer(1, 2 * timeout);
-    assert_role(nt.peer(1), StateRole::Follower);
+    let mut nt = isolated_leader_stepped_down();
     expire_lease(&mut nt, 2);
     expire_lease(&mut nt, 3);
     nt.send(vec![hup(2)]);
