@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use raftkv_proto::eraftpb::MessageType;
 use raftkv_proto::raft_serverpb::RaftMessage;
 use raftstore::{StoreHandle, Transport};
 use rand::rngs::StdRng;
@@ -188,6 +189,58 @@ impl SimNetwork {
         }
     }
 
+    /// Streams a snapshot chunk by chunk through the stores' real transfer ends, as the
+    /// gRPC `Snapshot` stream does. The filters apply at the start (a dropped snapshot) and
+    /// to every chunk (a partition cuts the transfer); the sender's Raft always learns the
+    /// outcome from `OutgoingSnapshot`.
+    fn transfer_snapshot(&self, from: u64, msg: RaftMessage) {
+        let to = msg.to_peer.map_or(0, |p| p.store_id);
+        let Some(sender) = self.handle(from) else { return };
+        let Ok(mut out) = sender.outgoing_snapshot(msg) else { return };
+        let reachable = || {
+            let Ok(f) = self.filters.read().map(|f| f.clone()) else { return false };
+            Self::connected(&f, from, to)
+        };
+        let rate = self.filters.read().map(|f| f.drop_rate).unwrap_or(0.0);
+        let dropped = rate > 0.0 && self.rng.lock().is_ok_and(|mut r| r.random_bool(rate));
+        if dropped || !reachable() {
+            return;
+        }
+        let Some(receiver) = self.handle(to) else {
+            sender.report_unreachable(to);
+            return;
+        };
+        let mut incoming = match receiver.incoming_snapshot(out.message().clone()) {
+            Ok(incoming) => incoming,
+            Err(e) => return self.note_refusal(to, from, &e.to_string()),
+        };
+        loop {
+            match out.next_chunk() {
+                Ok(Some(chunk)) if reachable() => {
+                    if let Err(e) = incoming.write(&chunk) {
+                        return self.note_refusal(to, from, &e.to_string());
+                    }
+                }
+                Ok(Some(_)) => return,
+                Ok(None) => break,
+                Err(e) => return self.note_refusal(from, to, &e.to_string()),
+            }
+        }
+        match incoming.finish() {
+            Ok(()) => out.finish(true),
+            Err(e) => self.note_refusal(to, from, &e.to_string()),
+        }
+    }
+
+    fn note_refusal(&self, at: u64, peer: u64, why: &str) {
+        if why.contains("busy") || why.contains("in progress") {
+            return;
+        }
+        if let Ok(mut r) = self.rejections.lock() {
+            r.push(format!("store {at} refused a snapshot from store {peer}: {why}"));
+        }
+    }
+
     /// Every refusal so far, e.g. "store 1 refused a message from store 3: ...".
     pub fn rejections(&self) -> Vec<String> {
         self.rejections.lock().map(|r| r.clone()).unwrap_or_default()
@@ -229,6 +282,19 @@ struct SimTransport {
 
 impl Transport for SimTransport {
     fn send(&self, msg: RaftMessage) {
-        self.net.route(self.from, msg);
+        let is_snapshot =
+            msg.message.as_ref().is_some_and(|m| m.msg_type() == MessageType::MsgSnapshot);
+        if is_snapshot {
+            let net = self.net.clone();
+            let from = self.from;
+            let spawned = std::thread::Builder::new()
+                .name("sim-snapshot".into())
+                .spawn(move || net.transfer_snapshot(from, msg));
+            if spawned.is_err() {
+                tracing::warn!("cannot spawn a snapshot transfer thread");
+            }
+        } else {
+            self.net.route(self.from, msg);
+        }
     }
 }

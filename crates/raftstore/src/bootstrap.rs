@@ -157,7 +157,7 @@ pub fn load_regions(engines: &Engines) -> Result<Vec<RegionLocalState>> {
         engines.kv.get_msg(CF_DEFAULT, &keys::region_state_key(FIRST_REGION_ID))?;
     let state = state.ok_or_else(|| StoreError::Corrupt("region 1 state missing".into()))?;
     match state.state() {
-        PeerState::Normal => Ok(vec![state]),
+        PeerState::Normal | PeerState::Applying => Ok(vec![state]),
         other => Err(StoreError::Corrupt(format!("region 1 is in state {other:?}"))),
     }
 }

@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::failpoints::FailPoints;
+use crate::snap::SnapConfig;
+
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub store_id: u64,
@@ -33,6 +36,10 @@ pub struct StoreConfig {
     pub raft_log_gc_count_limit: u64,
     /// ... or once the kept entries take about this many bytes.
     pub raft_log_gc_size_limit_bytes: u64,
+    /// Snapshot transfer: chunk size, bytes per second, concurrent sends and receives.
+    pub snap: SnapConfig,
+    /// Crash points for tests; none armed in production.
+    pub failpoints: FailPoints,
 }
 
 impl StoreConfig {
@@ -57,6 +64,13 @@ impl StoreConfig {
             raft_log_gc_tick_interval: Duration::from_secs(10),
             raft_log_gc_count_limit: 100_000,
             raft_log_gc_size_limit_bytes: 256 * 1024 * 1024,
+            snap: SnapConfig {
+                chunk_bytes: 1024 * 1024,
+                max_bytes_per_sec: 100 * 1024 * 1024,
+                max_concurrent_send: 4,
+                max_concurrent_recv: 4,
+            },
+            failpoints: FailPoints::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! | raft log entry | 0x01 0x02 region_id 0x01 log_index | raft |
 //! | raft state | 0x01 0x02 region_id 0x02 | raft |
 //! | apply state | 0x01 0x02 region_id 0x03 | kv (default cf) |
+//! | applying snapshot | 0x01 0x02 region_id 0x04 | kv (default cf) |
 //! | region state | 0x01 0x03 region_id 0x01 | kv (default cf) |
 //! | user data | b'z' user_key | kv (default, lock, write cf) |
 //!
@@ -21,6 +22,7 @@ const REGION_META_PREFIX: u8 = 0x03;
 const RAFT_LOG_SUFFIX: u8 = 0x01;
 const RAFT_STATE_SUFFIX: u8 = 0x02;
 const APPLY_STATE_SUFFIX: u8 = 0x03;
+const APPLYING_SNAPSHOT_SUFFIX: u8 = 0x04;
 const REGION_STATE_SUFFIX: u8 = 0x01;
 
 pub const STORE_IDENT_KEY: [u8; 2] = [LOCAL_PREFIX, STORE_IDENT_SUFFIX];
@@ -55,6 +57,11 @@ pub fn raft_state_key(region_id: u64) -> [u8; 11] {
 
 pub fn apply_state_key(region_id: u64) -> [u8; 11] {
     region_key(REGION_RAFT_PREFIX, region_id, APPLY_STATE_SUFFIX)
+}
+
+/// Present only while a received snapshot is being applied (region state `Applying`).
+pub fn applying_snapshot_key(region_id: u64) -> [u8; 11] {
+    region_key(REGION_RAFT_PREFIX, region_id, APPLYING_SNAPSHOT_SUFFIX)
 }
 
 pub fn region_state_key(region_id: u64) -> [u8; 11] {

@@ -10,6 +10,9 @@
 //! - `peer_storage.rs`: `raft::Storage` over raftdb/kvdb; `keys.rs`: the key layout.
 //! - `bootstrap.rs`: data dir lock, format marker, store identity, first-region bootstrap.
 //! - `log_gc.rs`: the raftlog-gc worker (physical deletion of compacted entries).
+//! - `snap/`: snapshot files, their format, transfer ends and limits;
+//!   `region_worker.rs`: snapshot generation and install off the raft thread.
+//! - `failpoints.rs`: crash points for tests.
 //! - `transport.rs`: the `Transport` trait (gRPC in the server, in-memory in tests).
 //!
 //! It knows nothing of gRPC.
@@ -22,6 +25,7 @@ mod apply;
 mod bootstrap;
 mod config;
 mod errors;
+pub mod failpoints;
 pub mod keys;
 mod log_gc;
 mod metrics;
@@ -30,6 +34,8 @@ mod peer;
 mod peer_storage;
 mod read;
 mod region_snapshot;
+mod region_worker;
+mod snap;
 mod status;
 mod store;
 mod transport;
@@ -38,9 +44,11 @@ pub use crate::apply::cf_name;
 pub use crate::bootstrap::FIRST_REGION_ID;
 pub use crate::config::{StoreConfig, cluster_id_from_token};
 pub use crate::errors::{StoreError, not_leader};
+pub use crate::failpoints::FailPoints;
 pub use crate::msg::{Modify, ReadCallback, RequestContext, WriteCallback};
 pub use crate::peer_storage::{RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
 pub use crate::region_snapshot::RegionSnapshot;
+pub use crate::snap::{IncomingSnapshot, OutgoingSnapshot, SnapConfig, SnapError, SnapKey};
 pub use crate::status::StoreStatus;
 pub use crate::store::{RejectedMessage, Store, StoreHandle};
 pub use crate::transport::Transport;

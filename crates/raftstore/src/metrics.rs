@@ -48,3 +48,21 @@ pub static READY_LOOP_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
         latency_buckets(),
     )
 });
+pub static SNAPSHOTS_GENERATED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_snapshots_generated_total", "Region snapshots generated.")
+});
+pub static SNAPSHOTS_APPLIED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_snapshots_applied_total", "Received region snapshots applied.")
+});
+pub static SNAPSHOT_BYTES_SENT: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_snapshot_sent_bytes_total", "Snapshot file bytes sent.")
+});
+pub static SNAPSHOT_BYTES_RECEIVED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_snapshot_received_bytes_total", "Snapshot file bytes received.")
+});
+pub static SNAPSHOTS_SENT: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_snapshots_sent_total", "Snapshots delivered to another store.")
+});
+pub static SNAPSHOT_SEND_FAILURES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter("raftkv_raftstore_snapshot_send_failures_total", "Snapshot sends that failed.")
+});

@@ -6,6 +6,7 @@ use raftkv_proto::metapb::{Peer, RegionEpoch};
 use raftkv_proto::raft_serverpb::RaftMessage;
 
 use crate::region_snapshot::RegionSnapshot;
+use crate::snap::SnapKey;
 use crate::status::StoreStatus;
 
 /// Called exactly once with the write's result: `Ok` once it is applied.
@@ -75,4 +76,14 @@ pub(crate) enum StoreMsg {
     Kill,
     /// A background worker hit a disk failure: the store must stop.
     Fatal(String),
+    /// The region worker installed a received snapshot: the peer may run again.
+    SnapshotApplied {
+        key: SnapKey,
+    },
+    /// How sending a snapshot to `to_peer` ended (Raft retries after a failure).
+    SnapshotStatus {
+        region_id: u64,
+        to_peer: u64,
+        delivered: bool,
+    },
 }

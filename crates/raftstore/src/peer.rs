@@ -8,26 +8,30 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use engine::WriteBatch;
+use engine::{CF_DEFAULT, WriteBatch};
 use prost::Message as _;
-use raft::eraftpb::Message;
-use raft::{Config, RawNode, Ready, StateRole};
+use raft::eraftpb::{Message, Snapshot};
+use raft::{Config, ProgressState, RawNode, Ready, StateRole};
 use raftkv_proto::errorpb;
 use raftkv_proto::metapb::{Peer as PeerMeta, Region};
 use raftkv_proto::raft_cmdpb::{
     AdminCmdType, AdminRequest, CmdType, CompactLogRequest, DeleteRequest, PutRequest,
     RaftCmdRequest, RaftRequestHeader, RecordIncarnationRequest, Request,
 };
-use raftkv_proto::raft_serverpb::RaftMessage;
+use raftkv_proto::raft_serverpb::{
+    ApplyingSnapshotState, PeerState, RaftMessage, RaftSnapshotData, RegionLocalState, SnapshotMeta,
+};
 
-use crate::errors::{self, Result};
+use crate::errors::{self, Result, StoreError};
 use crate::msg::{Modify, ReadCallback, RequestContext, WriteCallback};
 use crate::peer_storage::PeerStorage;
 use crate::read::ReadQueue;
 use crate::region_snapshot::RegionSnapshot;
+use crate::region_worker::RegionTask;
+use crate::snap::SnapKey;
 use crate::status::StoreStatus;
 use crate::transport::Transport;
-use crate::{apply, metrics};
+use crate::{apply, keys, metrics};
 
 pub(crate) struct Proposal {
     pub index: u64,
@@ -58,6 +62,19 @@ pub struct Peer {
     pub(crate) meta_changed: bool,
     /// Set by apply when a CompactLog moved the truncated index: delete the log below it.
     pub(crate) compacted_to: Option<u64>,
+    /// A snapshot whose Ready is being handled, to hand to the region worker after its
+    /// raft write.
+    snapshot_to_apply: Option<Install>,
+    /// The region worker is installing this snapshot: no Ready, no tick until it is done.
+    applying_snapshot: Option<SnapKey>,
+}
+
+/// A received snapshot being installed: what the region worker needs.
+pub(crate) struct Install {
+    pub key: SnapKey,
+    pub meta: SnapshotMeta,
+    pub region: Region,
+    pub incarnations: BTreeMap<u64, u64>,
 }
 
 pub struct PeerLimits {
@@ -99,6 +116,8 @@ impl Peer {
             record_own_incarnation: false,
             meta_changed: false,
             compacted_to: None,
+            snapshot_to_apply: None,
+            applying_snapshot: None,
         })
     }
 
@@ -268,9 +287,12 @@ impl Peer {
     }
 
     /// A leader proposes `CompactLog` once the log keeps more than `count_limit` applied
-    /// entries or about `size_limit` bytes. It never compacts what a member still lacks:
-    /// until snapshots can be sent, a follower must always find its next entries in the
-    /// log, so a member that is down holds the log (its matched index bounds the cut).
+    /// entries or about `size_limit` bytes. Where it cuts, after TiKV:
+    /// - not past what a healthy follower (one being replicated to) still has to fetch, so
+    ///   a follower that lags a little catches up from the log, not through a snapshot;
+    /// - but a follower that is down, probed, or being sent a snapshot holds nothing, and no
+    ///   follower holds more than `count_limit` entries: past that it gets a snapshot;
+    /// - over the size limit, everything applied goes.
     pub fn maybe_propose_compact(&mut self, count_limit: u64, size_limit: u64) {
         if !self.is_leader() {
             return;
@@ -278,19 +300,24 @@ impl Peer {
         let store = self.raw.store();
         let (truncated, applied) = (store.truncated_index(), store.applied_index());
         let kept = applied.saturating_sub(truncated);
-        if kept <= count_limit && store.log_bytes() <= size_limit {
+        let over_size = store.log_bytes() > size_limit;
+        if kept <= count_limit && !over_size {
             return;
         }
         let status = self.raw.status();
-        let replicated = status
+        let healthy_needs = status
             .progress
             .iter()
             .flatten()
-            .filter(|(id, _)| **id != self.store_id)
+            .filter(|(id, p)| **id != self.store_id && p.state == ProgressState::Replicate)
             .map(|(_, p)| p.matched)
             .min()
             .unwrap_or(applied);
-        let compact_index = applied.min(replicated);
+        let compact_index = if over_size {
+            applied
+        } else {
+            healthy_needs.max(applied.saturating_sub(count_limit)).min(applied)
+        };
         if compact_index <= truncated {
             return;
         }
@@ -348,19 +375,22 @@ impl Peer {
             // Proposed before the next Ready: nothing may step the node before `advance`.
             self.record_own_incarnation = true;
         }
-        if rd.snapshot().is_some() {
-            return Err(crate::errors::StoreError::Corrupt(
-                "received a raft snapshot, which this store version cannot apply".into(),
-            ));
-        }
+        let install = match rd.snapshot() {
+            Some(snapshot) => Some(self.begin_snapshot(snapshot, wb)?),
+            None => None,
+        };
         self.send(rd.take_messages(), transport);
         let store = self.raw.store_mut();
         store.append(rd.entries(), wb);
         if let Some(hs) = rd.hs() {
             store.set_hard_state(*hs);
         }
-        if !rd.entries().is_empty() || rd.hs().is_some() {
+        if install.is_some() || !rd.entries().is_empty() || rd.hs().is_some() {
             store.write_raft_state(wb);
+        }
+        if let Some(install) = install {
+            self.persist_applying_state(&install)?;
+            self.snapshot_to_apply = Some(install);
         }
         let sync = rd.must_sync();
         Ok(Some((rd, sync)))
@@ -374,6 +404,9 @@ impl Peer {
     /// Phase 3: apply, serve reads, advance. Returns whether the region's membership or
     /// recorded incarnations changed (the store republishes them).
     pub fn apply_and_advance(&mut self, mut rd: Ready) -> Result<bool> {
+        if let Some(install) = self.snapshot_to_apply.take() {
+            self.start_applying(install)?;
+        }
         let committed = rd.take_committed_entries();
         if !committed.is_empty() {
             metrics::COMMITTED_ENTRIES.inc_by(committed.len() as u64);
@@ -385,6 +418,79 @@ impl Peer {
         self.raw.advance(rd);
         self.serve_reads()?;
         Ok(std::mem::take(&mut self.meta_changed))
+    }
+
+    /// Phase 1 for a Ready that carries a snapshot: the raft side of the install (the log
+    /// now ends at the snapshot) is staged into the loop's raft write batch.
+    fn begin_snapshot(&mut self, snapshot: &Snapshot, wb: &mut WriteBatch) -> Result<Install> {
+        let key = SnapKey::of(self.region_id(), snapshot);
+        let corrupt = |what: &str| StoreError::Corrupt(format!("snapshot {key}: {what}"));
+        let data = RaftSnapshotData::decode(snapshot.data.as_ref())
+            .map_err(|e| corrupt(&format!("undecodable data: {e}")))?;
+        let (Some(region), Some(meta)) = (data.region, data.meta) else {
+            return Err(corrupt("data without region or file meta"));
+        };
+        if region.id != self.region_id() {
+            return Err(corrupt("of another region"));
+        }
+        // Checked before the message reached Raft (`IncomingSnapshot::finish`).
+        if !self.raw.store().snap_context().mgr.received_path(&key).exists() {
+            return Err(corrupt("accepted by Raft but its file is missing"));
+        }
+        self.raw.store_mut().begin_applying_snapshot(key.index, key.term, region.clone(), wb);
+        self.store_incarnations = data.store_incarnations.clone();
+        self.meta_changed = true;
+        tracing::info!(%key, "installing a snapshot");
+        Ok(Install { key, meta, region, incarnations: data.store_incarnations })
+    }
+
+    /// Before the raft write of a snapshot's Ready: kvdb records, durably, that the region
+    /// is `Applying` and what raftdb is about to hold, so a crash at any later point is
+    /// finished at the next start (`Store::start`).
+    fn persist_applying_state(&self, install: &Install) -> Result<()> {
+        let store = self.raw.store();
+        let region_id = install.key.region_id;
+        let mut wb = WriteBatch::new();
+        let state = RegionLocalState {
+            state: PeerState::Applying as i32,
+            region: Some(install.region.clone()),
+            store_incarnations: install.incarnations.clone(),
+        };
+        wb.put_msg(CF_DEFAULT, &keys::region_state_key(region_id), &state);
+        wb.put_msg(CF_DEFAULT, &keys::apply_state_key(region_id), store.apply_state());
+        let applying = ApplyingSnapshotState {
+            raft_state: Some(*store.raft_state()),
+            snapshot_index: install.key.index,
+            snapshot_term: install.key.term,
+            meta: Some(install.meta.clone()),
+        };
+        wb.put_msg(CF_DEFAULT, &keys::applying_snapshot_key(region_id), &applying);
+        store.kv_engine().write(wb, true)?;
+        Ok(())
+    }
+
+    /// Hands the install to the region worker; the peer handles no Ready until it is done.
+    pub(crate) fn start_applying(&mut self, install: Install) -> Result<()> {
+        let Install { key, meta, region, incarnations } = install;
+        self.applying_snapshot = Some(key);
+        self.compacted_to = Some(key.index);
+        let task = RegionTask::Apply { key, meta, region, incarnations };
+        self.raw.store().snap_context().worker.send(task).map_err(|_| StoreError::Stopped)
+    }
+
+    pub fn is_applying_snapshot(&self) -> bool {
+        self.applying_snapshot.is_some()
+    }
+
+    /// The region worker finished installing `key`.
+    pub(crate) fn on_snapshot_applied(&mut self, key: SnapKey) {
+        if self.applying_snapshot == Some(key) {
+            self.applying_snapshot = None;
+        }
+    }
+
+    pub(crate) fn report_snapshot(&mut self, to_peer: u64, delivered: bool) {
+        self.raw.report_snapshot(to_peer, delivered);
     }
 
     fn serve_reads(&mut self) -> Result<()> {

@@ -3,6 +3,8 @@
 //! loop is persisted with one fsync (group commit).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
 
 use engine::{CF_RAFT, Engine, WriteBatch};
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
@@ -12,6 +14,8 @@ use raftkv_proto::raft_serverpb::{RaftApplyState, RaftLocalState, RaftTruncatedS
 
 use crate::errors::{Result, StoreError};
 use crate::keys;
+use crate::region_worker::RegionTask;
+use crate::snap::{GenLookup, SnapManager};
 
 /// A fresh region's log starts here (term and index 5), so a peer created empty by a later
 /// membership change (index 0) can be told apart from an initial member.
@@ -91,8 +95,16 @@ impl EntryCache {
     }
 }
 
+/// Where snapshots come from: the store's snapshot files and its region worker.
+#[derive(Clone)]
+pub(crate) struct SnapContext {
+    pub mgr: Arc<SnapManager>,
+    pub worker: Sender<RegionTask>,
+}
+
 pub struct PeerStorage {
     region: Region,
+    snap: SnapContext,
     raft_engine: Engine,
     kv_engine: Engine,
     raft_state: RaftLocalState,
@@ -104,7 +116,12 @@ pub struct PeerStorage {
 
 impl PeerStorage {
     /// Loads a peer's persisted state and checks `truncated <= applied <= commit <= last`.
-    pub fn load(region: Region, raft_engine: Engine, kv_engine: Engine) -> Result<Self> {
+    pub(crate) fn load(
+        region: Region,
+        raft_engine: Engine,
+        kv_engine: Engine,
+        snap: SnapContext,
+    ) -> Result<Self> {
         let id = region.id;
         let raft_state: RaftLocalState =
             raft_engine
@@ -115,6 +132,7 @@ impl PeerStorage {
             .ok_or_else(|| StoreError::Corrupt(format!("region {id}: apply state missing")))?;
         let s = PeerStorage {
             region,
+            snap,
             raft_engine,
             kv_engine,
             raft_state,
@@ -198,6 +216,39 @@ impl PeerStorage {
 
     pub fn kv_engine(&self) -> &Engine {
         &self.kv_engine
+    }
+
+    pub(crate) fn snap_context(&self) -> &SnapContext {
+        &self.snap
+    }
+
+    pub fn raft_state(&self) -> &RaftLocalState {
+        &self.raft_state
+    }
+
+    /// Installs the raft side of a received snapshot at (`index`, `term`): the log now ends
+    /// there and everything up to it counts as applied and compacted. Stages the deletion
+    /// of stored entries past it (they belong to a log the snapshot replaced); the entries
+    /// below it go to the raftlog-gc worker. The caller persists the states.
+    pub fn begin_applying_snapshot(
+        &mut self,
+        index: u64,
+        term: u64,
+        region: Region,
+        wb: &mut WriteBatch,
+    ) {
+        for stale in index + 1..=self.raft_state.last_index {
+            wb.delete(CF_RAFT, &keys::raft_log_key(self.region.id, stale));
+        }
+        self.raft_state.last_index = index;
+        self.raft_state.last_term = term;
+        self.apply_state = RaftApplyState {
+            applied_index: index,
+            truncated_state: Some(RaftTruncatedState { index, term }),
+        };
+        self.region = region;
+        self.cache.clear();
+        self.log_bytes = 0;
     }
 
     /// Adds a Ready's entries to the loop's raft write batch, deleting any stored entries
@@ -332,10 +383,28 @@ impl raft::Storage for PeerStorage {
         Ok(self.raft_state.last_index)
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> StorageResult<Snapshot> {
-        // Snapshot generation (a region worker reading kvdb at one point) comes with log
-        // GC; until the log is compacted no peer can need one.
-        Err(StorageError::SnapshotTemporarilyUnavailable)
+    /// A generated snapshot is reused while it covers the truncated index (a follower can
+    /// continue from the log after it); otherwise the region worker makes a new one from
+    /// kvdb as of now, and Raft asks again on the follower's next heartbeat response.
+    fn snapshot(&self, request_index: u64, _to: u64) -> StorageResult<Snapshot> {
+        let region_id = self.region.id;
+        match self.snap.mgr.lookup(region_id, request_index.max(self.truncated_index())) {
+            GenLookup::Ready(snapshot) => Ok(snapshot),
+            GenLookup::Generating => Err(StorageError::SnapshotTemporarilyUnavailable),
+            GenLookup::Missing => {
+                let index = self.applied_index();
+                let term = self.term(index)?;
+                // Taken here, on the raft thread between applies: kvdb holds exactly the
+                // state at `index` (data and apply state are written in one batch).
+                let kv = self.kv_engine.snapshot();
+                self.snap.mgr.start_generating(region_id);
+                let task = RegionTask::Generate { region_id, kv, index, term };
+                if self.snap.worker.send(task).is_err() {
+                    tracing::warn!(region_id, "region worker stopped: no snapshot generated");
+                }
+                Err(StorageError::SnapshotTemporarilyUnavailable)
+            }
+        }
     }
 }
 
@@ -355,9 +424,17 @@ mod tests {
         let (engines, lock) = bootstrap::open_engines(dir).expect("engines");
         bootstrap::load_or_bootstrap(&cfg, &engines).expect("bootstrap");
         let region = bootstrap::load_regions(&engines).expect("regions")[0].region.clone();
-        let storage =
-            PeerStorage::load(region.unwrap_or_default(), engines.raft.clone(), engines.kv.clone())
-                .expect("load");
+        let snap = SnapContext {
+            mgr: SnapManager::open(&dir.join("snap"), cfg.snap.clone()).expect("snap dir"),
+            worker: std::sync::mpsc::channel().0,
+        };
+        let storage = PeerStorage::load(
+            region.unwrap_or_default(),
+            engines.raft.clone(),
+            engines.kv.clone(),
+            snap,
+        )
+        .expect("load");
         (storage, engines, lock)
     }
 
@@ -449,7 +526,9 @@ mod tests {
         let mut wb = WriteBatch::new();
         wb.put_msg(CF_RAFT, &keys::raft_state_key(1), &state);
         engines.raft.write(wb, true).expect("write");
-        let err = PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone());
+        let snap = s.snap.clone();
+        let err =
+            PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone(), snap);
         let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("log pointers broken"), "{msg}");
     }

@@ -6,7 +6,7 @@
 //! send what may leave at once, stage entries and hard state into ONE raft write batch,
 //! write it with ONE fsync (group commit), then send acknowledgements, apply and serve reads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,18 +16,25 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use engine::WriteBatch;
 use raft::{Config as RaftConfig, ProgressState};
+use raftkv_proto::eraftpb::MessageType;
 use raftkv_proto::errorpb;
 use raftkv_proto::metapb::Region;
-use raftkv_proto::raft_serverpb::{RaftMessage, StoreIdent};
+use raftkv_proto::raft_serverpb::{
+    ApplyingSnapshotState, PeerState, RaftLocalState, RaftMessage, StoreIdent,
+};
 
 use crate::bootstrap::{self, DirLock, Engines};
 use crate::config::StoreConfig;
 use crate::errors::{self, Result, StoreError};
+use crate::failpoints::{FailPoints, points};
+use crate::keys;
 use crate::log_gc::{GcTask, LogGcWorker};
 use crate::metrics;
 use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
-use crate::peer::{Incarnations, Peer, PeerLimits};
-use crate::peer_storage::PeerStorage;
+use crate::peer::{Incarnations, Install, Peer, PeerLimits};
+use crate::peer_storage::{PeerStorage, SnapContext};
+use crate::region_worker::RegionWorker;
+use crate::snap::{IncomingSnapshot, OutgoingSnapshot, SnapError, SnapManager};
 use crate::status::StoreStatus;
 use crate::transport::Transport;
 
@@ -74,6 +81,7 @@ struct Shared {
     status: Mutex<StoreStatus>,
     stopped: AtomicBool,
     worker: Mutex<Option<JoinHandle<Result<()>>>>,
+    snap_mgr: Arc<SnapManager>,
 }
 
 /// The store's public face: cheap to clone, safe to use from any thread.
@@ -104,28 +112,58 @@ impl Store {
             skip_bcast_commit: true,
             ..Default::default()
         };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let snap_mgr = SnapManager::open(&cfg.data_dir.join("snap"), cfg.snap.clone())?;
+        let region_worker = RegionWorker::start(
+            engines.kv.clone(),
+            snap_mgr.clone(),
+            tx.clone(),
+            cfg.failpoints.clone(),
+        )
+        .map_err(|e| StoreError::DataDir {
+            path: "-".into(),
+            message: format!("cannot spawn: {e}"),
+        })?;
+        let snap_ctx = SnapContext { mgr: snap_mgr.clone(), worker: region_worker.sender() };
         let mut peers = HashMap::new();
         let mut regions = HashMap::new();
         let mut incarnations = HashMap::new();
+        let mut installing = HashSet::new();
         for state in bootstrap::load_regions(&engines)? {
             let recorded = state.store_incarnations.clone();
+            let applying = state.state() == PeerState::Applying;
             let region = state.region.unwrap_or_default();
+            let install = if applying {
+                Some(recover_applying(&engines, &region, recorded.clone())?)
+            } else {
+                None
+            };
             if !region.peers.iter().any(|p| p.store_id == cfg.store_id) {
                 return Err(StoreError::Corrupt(format!(
                     "region {} does not list this store as a member",
                     region.id
                 )));
             }
-            let storage =
-                PeerStorage::load(region.clone(), engines.raft.clone(), engines.kv.clone())?;
+            let storage = PeerStorage::load(
+                region.clone(),
+                engines.raft.clone(),
+                engines.kv.clone(),
+                snap_ctx.clone(),
+            )?;
             let limits = PeerLimits { max_proposal_bytes: cfg.max_inflight_proposal_bytes };
             let ids = Incarnations { mine: ident.incarnation, recorded: recorded.clone() };
-            let peer = Peer::new(cfg.store_id, cfg.cluster_id, &raft_cfg, storage, limits, ids)?;
+            let mut peer =
+                Peer::new(cfg.store_id, cfg.cluster_id, &raft_cfg, storage, limits, ids)?;
+            if let Some(install) = install {
+                tracing::info!(key = %install.key, "finishing a snapshot install cut short");
+                installing.insert(install.key);
+                peer.start_applying(install)?;
+            }
             incarnations.insert(region.id, recorded);
             regions.insert(region.id, region);
             peers.insert(peer.region_id(), peer);
         }
-        let (tx, rx) = std::sync::mpsc::channel();
+        snap_mgr.remove_received_except(&installing);
         let shared = Arc::new(Shared {
             store_id: cfg.store_id,
             cluster_id: cfg.cluster_id,
@@ -143,6 +181,7 @@ impl Store {
             }),
             stopped: AtomicBool::new(false),
             worker: Mutex::new(None),
+            snap_mgr,
         });
         let worker = StoreLoop {
             base_tick: cfg.base_tick,
@@ -163,6 +202,8 @@ impl Store {
             next_gc_check: Instant::now() + cfg.raft_log_gc_tick_interval,
             gc_count_limit: cfg.raft_log_gc_count_limit,
             gc_size_limit: cfg.raft_log_gc_size_limit_bytes,
+            failpoints: cfg.failpoints.clone(),
+            _region_worker: region_worker,
         };
         let log_gc = LogGcWorker::start(
             worker.engines.raft.clone(),
@@ -259,6 +300,17 @@ impl StoreHandle {
 
     /// Validates a raft message from another store and queues it for the raft worker.
     pub fn step_raft_message(&self, msg: RaftMessage) -> std::result::Result<(), RejectedMessage> {
+        let is_snapshot =
+            msg.message.as_ref().is_some_and(|m| m.msg_type() == MessageType::MsgSnapshot);
+        if is_snapshot {
+            return Err(RejectedMessage::Malformed(
+                "a snapshot must arrive with its data on the Snapshot stream",
+            ));
+        }
+        self.enqueue_raft_message(msg)
+    }
+
+    fn enqueue_raft_message(&self, msg: RaftMessage) -> std::result::Result<(), RejectedMessage> {
         self.validate(&msg)?;
         if self.is_stopped() {
             return Err(RejectedMessage::Stopped);
@@ -311,6 +363,41 @@ impl StoreHandle {
             return Err(RejectedMessage::StaleEpoch);
         }
         Ok(())
+    }
+
+    /// Opens the snapshot a MsgSnapshot from this store refers to, for a transport to
+    /// stream. Raft learns the outcome through `OutgoingSnapshot::finish` (or its drop);
+    /// if this fails, it has already been told.
+    pub fn outgoing_snapshot(
+        &self,
+        msg: RaftMessage,
+    ) -> std::result::Result<OutgoingSnapshot, SnapError> {
+        let (region_id, to_peer) = (msg.region_id, msg.to_peer.map_or(0, |p| p.id));
+        let handle = self.clone();
+        let report =
+            Box::new(move |delivered| handle.report_snapshot(region_id, to_peer, delivered));
+        OutgoingSnapshot::open(&self.shared.snap_mgr, msg, report)
+    }
+
+    /// Starts receiving the snapshot announced by `msg` (the stream's first chunk); checked
+    /// like any raft message first. `finish` steps it into the store once the whole file is
+    /// here and verified.
+    pub fn incoming_snapshot(
+        &self,
+        msg: RaftMessage,
+    ) -> std::result::Result<IncomingSnapshot, SnapError> {
+        self.validate(&msg)?;
+        if self.is_stopped() {
+            return Err(RejectedMessage::Stopped.into());
+        }
+        let handle = self.clone();
+        let deliver = Box::new(move |msg| handle.enqueue_raft_message(msg));
+        IncomingSnapshot::create(&self.shared.snap_mgr, msg, deliver)
+    }
+
+    /// How sending a snapshot to `to_peer` of `region_id` ended.
+    pub fn report_snapshot(&self, region_id: u64, to_peer: u64, delivered: bool) {
+        let _ = self.shared.tx.send(StoreMsg::SnapshotStatus { region_id, to_peer, delivered });
     }
 
     /// The transport could not deliver to `store_id`.
@@ -387,12 +474,16 @@ struct StoreLoop {
     next_gc_check: Instant,
     gc_count_limit: u64,
     gc_size_limit: u64,
+    failpoints: FailPoints,
+    /// Declared after `peers`: dropped (and joined) once the peers, which hold senders to
+    /// it, are gone.
+    _region_worker: RegionWorker,
 }
 
 impl StoreLoop {
     fn run(mut self) -> Result<()> {
         loop {
-            let busy = self.peers.values().any(|p| p.raw.has_ready());
+            let busy = self.peers.values().any(|p| !p.is_applying_snapshot() && p.raw.has_ready());
             // Wake for the next tick, or when waiting reads may start their round.
             let wake_at = self
                 .peers
@@ -429,6 +520,9 @@ impl StoreLoop {
             }
             let start = Instant::now();
             self.handle_readies()?;
+            if self.killed {
+                return Ok(());
+            }
             metrics::READY_LOOP_SECONDS.observe(start.elapsed().as_secs_f64());
             self.publish_status();
             if self.shutdown_done() {
@@ -476,6 +570,16 @@ impl StoreLoop {
             StoreMsg::Shutdown => self.begin_shutdown(),
             StoreMsg::Kill => self.killed = true,
             StoreMsg::Fatal(why) => self.fatal = Some(why),
+            StoreMsg::SnapshotApplied { key } => {
+                if let Some(peer) = self.peers.get_mut(&key.region_id) {
+                    peer.on_snapshot_applied(key);
+                }
+            }
+            StoreMsg::SnapshotStatus { region_id, to_peer, delivered } => {
+                if let Some(peer) = self.peers.get_mut(&region_id) {
+                    peer.report_snapshot(to_peer, delivered);
+                }
+            }
         }
     }
 
@@ -511,6 +615,11 @@ impl StoreLoop {
         self.next_gc_check = now + self.gc_interval;
         for peer in self.peers.values_mut() {
             peer.maybe_propose_compact(self.gc_count_limit, self.gc_size_limit);
+            if !peer.is_applying_snapshot() {
+                // Received snapshots Raft refused as stale, or that a crash left behind.
+                let applied = peer.raw.store().applied_index();
+                self.shared.snap_mgr.remove_received_through(peer.region_id(), applied);
+            }
         }
     }
 
@@ -519,7 +628,7 @@ impl StoreLoop {
         if now < self.next_tick {
             return;
         }
-        for peer in self.peers.values_mut() {
+        for peer in self.peers.values_mut().filter(|p| !p.is_applying_snapshot()) {
             peer.tick();
         }
         // One tick however long we stalled: a burst would fire elections at once.
@@ -530,11 +639,21 @@ impl StoreLoop {
         let mut wb = WriteBatch::new();
         let mut sync = false;
         let mut readies = Vec::new();
+        let mut installs = false;
         for (&region_id, peer) in self.peers.iter_mut() {
+            // No Ready while a snapshot is being installed.
+            if peer.is_applying_snapshot() {
+                continue;
+            }
             if let Some((rd, must_sync)) = peer.collect_ready(&mut wb, self.transport.as_ref())? {
                 sync |= must_sync;
+                installs |= rd.snapshot().is_some();
                 readies.push((region_id, rd));
             }
+        }
+        if installs && self.failpoints.fire(points::SNAPSHOT_BEFORE_RAFT_WRITE) {
+            self.killed = true;
+            return Ok(());
         }
         // A leader's appends leave before its own fsync: followers write in parallel
         // (thesis §10.2.1); it counts its own copy only once durable.
@@ -624,4 +743,43 @@ impl StoreLoop {
             }
         }
     }
+}
+
+/// A region found `Applying` at start: a snapshot install was cut short. Puts raftdb in the
+/// state the install's raft write gives (if that write did not land) and returns what the
+/// region worker needs to redo the install from the received file.
+fn recover_applying(
+    engines: &Engines,
+    region: &Region,
+    incarnations: BTreeMap<u64, u64>,
+) -> Result<Install> {
+    let id = region.id;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("region {id} is Applying but {what}"));
+    let pending: ApplyingSnapshotState = engines
+        .kv
+        .get_msg(engine::CF_DEFAULT, &keys::applying_snapshot_key(id))?
+        .ok_or_else(|| corrupt("its snapshot state is missing"))?;
+    let target = pending.raft_state.ok_or_else(|| corrupt("it has no raft state"))?;
+    let meta = pending.meta.clone().ok_or_else(|| corrupt("it has no snapshot meta"))?;
+    let (index, term) = (pending.snapshot_index, pending.snapshot_term);
+    let current: RaftLocalState = engines
+        .raft
+        .get_msg(engine::CF_RAFT, &keys::raft_state_key(id))?
+        .ok_or_else(|| corrupt("its raft state is missing"))?;
+    if current != target {
+        // The raft write never landed: raftdb still holds the log the snapshot replaces.
+        // Install the snapshot's raft state without that Ready's entries (they were never
+        // durable, so never acknowledged); term and vote from it are safe to keep.
+        let mut hs = target.hard_state.unwrap_or_default();
+        hs.commit = index;
+        let state = RaftLocalState { hard_state: Some(hs), last_index: index, last_term: term };
+        let mut wb = WriteBatch::new();
+        for stale in index + 1..=current.last_index {
+            wb.delete(engine::CF_RAFT, &keys::raft_log_key(id, stale));
+        }
+        wb.put_msg(engine::CF_RAFT, &keys::raft_state_key(id), &state);
+        engines.raft.write(wb, true)?;
+    }
+    let key = crate::snap::SnapKey { region_id: id, term, index };
+    Ok(Install { key, meta, region: region.clone(), incarnations })
 }

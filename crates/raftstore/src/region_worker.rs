@@ -1,0 +1,272 @@
+//! The region worker: generates snapshots from a consistent point of kvdb and applies
+//! received ones, off the raft thread. One thread per store; tasks run in order.
+//!
+//! Apply is crash-safe because it is idempotent: until its last write (region state back
+//! to `Normal`, synced) the region stays `Applying` in kvdb, and a restart runs the whole
+//! apply again from the received file — clear the region, ingest, mark `Normal`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use engine::{CF_DEFAULT, DATA_CFS, Engine, WriteBatch};
+use prost::Message as _;
+use raft::eraftpb::{ConfState, Snapshot, SnapshotMetadata};
+use raftkv_proto::metapb::Region;
+use raftkv_proto::raft_serverpb::{
+    PeerState, RaftApplyState, RaftSnapshotData, RegionLocalState, SnapshotMeta,
+};
+
+use crate::errors::{Result, StoreError};
+use crate::failpoints::{FailPoints, points};
+use crate::keys;
+use crate::metrics;
+use crate::msg::StoreMsg;
+use crate::snap::{Generated, SnapFileReader, SnapFileWriter, SnapKey, SnapManager};
+
+/// Pairs read from kvdb per page while generating.
+const GENERATE_PAGE: usize = 1024;
+/// Keys deleted per write while clearing a region.
+const CLEAR_BATCH: usize = 4096;
+/// Bytes ingested per write while applying.
+const INGEST_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+pub(crate) enum RegionTask {
+    /// Write a snapshot of the region as of `kv` (taken on the raft thread right after an
+    /// apply, so it holds exactly the state at `index`).
+    Generate { region_id: u64, kv: engine::Snapshot, index: u64, term: u64 },
+    /// Install the received snapshot `key` into kvdb.
+    Apply { key: SnapKey, meta: SnapshotMeta, region: Region, incarnations: BTreeMap<u64, u64> },
+}
+
+pub(crate) struct RegionWorker {
+    tx: Sender<RegionTask>,
+    handle: Option<JoinHandle<()>>,
+}
+
+struct Context {
+    kv: Engine,
+    mgr: Arc<SnapManager>,
+    store: Sender<StoreMsg>,
+    failpoints: FailPoints,
+}
+
+/// A failpoint fired: the store is being killed, the task stops where it is.
+struct Crashed;
+
+impl RegionWorker {
+    pub fn start(
+        kv: Engine,
+        mgr: Arc<SnapManager>,
+        store: Sender<StoreMsg>,
+        failpoints: FailPoints,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ctx = Context { kv, mgr, store, failpoints };
+        let handle = std::thread::Builder::new()
+            .name("region-worker".into())
+            .spawn(move || run(&rx, &ctx))?;
+        Ok(RegionWorker { tx, handle: Some(handle) })
+    }
+
+    pub fn sender(&self) -> Sender<RegionTask> {
+        self.tx.clone()
+    }
+}
+
+impl Drop for RegionWorker {
+    fn drop(&mut self) {
+        let (tx, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(rx: &Receiver<RegionTask>, ctx: &Context) {
+    while let Ok(task) = rx.recv() {
+        let outcome = match task {
+            RegionTask::Generate { region_id, kv, index, term } => {
+                generate(ctx, region_id, &kv, index, term)
+            }
+            RegionTask::Apply { key, meta, region, incarnations } => {
+                apply(ctx, key, &meta, region, incarnations).inspect(|r| {
+                    if r.is_ok() {
+                        let _ = ctx.store.send(StoreMsg::SnapshotApplied { key });
+                    }
+                })
+            }
+        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(Crashed)) => {
+                let _ = ctx.store.send(StoreMsg::Kill);
+                return;
+            }
+            Err(e) => {
+                let _ = ctx.store.send(StoreMsg::Fatal(format!("region worker: {e}")));
+                return;
+            }
+        }
+    }
+}
+
+fn data_range(region: &Region) -> (Vec<u8>, Vec<u8>) {
+    (keys::data_key(&region.start_key), keys::data_end_key(&region.end_key))
+}
+
+fn generate(
+    ctx: &Context,
+    region_id: u64,
+    kv: &engine::Snapshot,
+    index: u64,
+    term: u64,
+) -> Result<std::result::Result<(), Crashed>> {
+    let started = std::time::Instant::now();
+    let state: RegionLocalState = kv
+        .get_msg(CF_DEFAULT, &keys::region_state_key(region_id))?
+        .ok_or_else(|| StoreError::Corrupt(format!("region {region_id}: region state missing")))?;
+    let apply: RaftApplyState = kv
+        .get_msg(CF_DEFAULT, &keys::apply_state_key(region_id))?
+        .ok_or_else(|| StoreError::Corrupt(format!("region {region_id}: apply state missing")))?;
+    if apply.applied_index != index {
+        return Err(StoreError::Corrupt(format!(
+            "region {region_id}: snapshot point at applied index {} but asked for {index}",
+            apply.applied_index
+        )));
+    }
+    let region = state.region.clone().unwrap_or_default();
+    let key = SnapKey { region_id, term, index };
+    let temp = ctx.mgr.temp_path(&key);
+    let mut w = SnapFileWriter::create(&temp)?;
+    let (start, end) = data_range(&region);
+    let mut pairs = 0u64;
+    for (cf_id, cf) in DATA_CFS.iter().enumerate() {
+        let mut from = start.clone();
+        loop {
+            let page = kv.scan(cf, &from, Some(&end), GENERATE_PAGE)?;
+            for (k, v) in &page {
+                w.add(cf_id as u8, k, v)?;
+            }
+            pairs += page.len() as u64;
+            if pairs > 0 && ctx.failpoints.fire(points::SNAPSHOT_MID_GENERATE) {
+                return Ok(Err(Crashed));
+            }
+            let Some((last, _)) = page.last() else { break };
+            if page.len() < GENERATE_PAGE {
+                break;
+            }
+            from = next_key(last);
+        }
+    }
+    // Not synced: a generated file is garbage after a restart anyway.
+    let meta = w.finish(&DATA_CFS, false)?;
+    let path = ctx.mgr.generated_path(&key);
+    std::fs::rename(&temp, &path).map_err(|e| {
+        StoreError::Corrupt(format!("cannot rename snapshot file {}: {e}", temp.display()))
+    })?;
+    let conf_state =
+        ConfState { voters: region.peers.iter().map(|p| p.id).collect(), learners: vec![] };
+    let data = RaftSnapshotData {
+        region: Some(region),
+        meta: Some(meta.clone()),
+        store_incarnations: state.store_incarnations,
+    };
+    let snapshot = Snapshot {
+        data: data.encode_to_vec().into(),
+        metadata: Some(SnapshotMetadata { conf_state: Some(conf_state), index, term }),
+    };
+    ctx.mgr.finish_generating(Generated { key, snapshot });
+    metrics::SNAPSHOTS_GENERATED.inc();
+    tracing::info!(
+        %key, pairs, bytes = meta.size_bytes, ms = started.elapsed().as_millis() as u64,
+        "generated a snapshot"
+    );
+    Ok(Ok(()))
+}
+
+fn next_key(key: &Bytes) -> Vec<u8> {
+    let mut k = key.to_vec();
+    k.push(0);
+    k
+}
+
+fn apply(
+    ctx: &Context,
+    key: SnapKey,
+    meta: &SnapshotMeta,
+    region: Region,
+    incarnations: BTreeMap<u64, u64>,
+) -> Result<std::result::Result<(), Crashed>> {
+    let started = std::time::Instant::now();
+    let path = ctx.mgr.received_path(&key);
+    // Check the whole file before the region's old data goes.
+    crate::snap::verify(&path, meta)?;
+    let (start, end) = data_range(&region);
+    for cf in DATA_CFS {
+        loop {
+            let doomed = ctx.kv.scan_keys(cf, &start, Some(&end), CLEAR_BATCH)?;
+            if doomed.is_empty() {
+                break;
+            }
+            let mut wb = WriteBatch::with_capacity(doomed.len());
+            for k in &doomed {
+                wb.delete(cf, k);
+            }
+            // Unsynced: until the final synced write the region stays Applying, and a
+            // restart clears it again.
+            ctx.kv.write(wb, false)?;
+        }
+    }
+    if ctx.failpoints.fire(points::SNAPSHOT_AFTER_CLEAR) {
+        return Ok(Err(Crashed));
+    }
+    let mut reader = SnapFileReader::open(&path)?;
+    let mut wb = WriteBatch::new();
+    let (mut batch_bytes, mut pairs, mut bytes) = (0usize, 0u64, 0u64);
+    while let Some(p) = reader.next_pair()? {
+        let cf = DATA_CFS.get(p.cf as usize).ok_or_else(|| {
+            StoreError::Corrupt(format!("snapshot {key}: unknown column family id {}", p.cf))
+        })?;
+        if p.key.as_slice() < start.as_slice() || p.key.as_slice() >= end.as_slice() {
+            return Err(StoreError::Corrupt(format!("snapshot {key}: a key outside the region")));
+        }
+        batch_bytes += p.key.len() + p.value.len();
+        wb.put(cf, &p.key, &p.value);
+        pairs += 1;
+        if batch_bytes >= INGEST_BATCH_BYTES {
+            bytes += batch_bytes as u64;
+            ctx.kv.write(std::mem::take(&mut wb), false)?;
+            batch_bytes = 0;
+            if ctx.failpoints.fire(points::SNAPSHOT_MID_INGEST) {
+                return Ok(Err(Crashed));
+            }
+        }
+    }
+    bytes += batch_bytes as u64;
+    if !wb.is_empty() {
+        ctx.kv.write(wb, false)?;
+    }
+    if ctx.failpoints.fire(points::SNAPSHOT_MID_INGEST)
+        || ctx.failpoints.fire(points::SNAPSHOT_BEFORE_NORMAL)
+    {
+        return Ok(Err(Crashed));
+    }
+    let mut wb = WriteBatch::new();
+    let state = RegionLocalState {
+        state: PeerState::Normal as i32,
+        region: Some(region),
+        store_incarnations: incarnations,
+    };
+    wb.put_msg(CF_DEFAULT, &keys::region_state_key(key.region_id), &state);
+    wb.delete(CF_DEFAULT, &keys::applying_snapshot_key(key.region_id));
+    // One fsync of the journal makes every ingest write above durable too.
+    ctx.kv.write(wb, true)?;
+    crate::snap::remove_file(&path);
+    metrics::SNAPSHOTS_APPLIED.inc();
+    tracing::info!(%key, pairs, bytes, ms = started.elapsed().as_millis() as u64, "applied a snapshot");
+    Ok(Ok(()))
+}
