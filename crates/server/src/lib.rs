@@ -6,7 +6,8 @@
 //!   `run` and by tests that run whole clusters in one process.
 //! - `service.rs`: the RPCs; `validate.rs`: what makes a client request invalid.
 //! - `transport.rs` + `peer_stream.rs`: raft messages to other stores, batched per peer, on
-//!   two lanes (bulk appends / everything else), over bounded queues.
+//!   two lanes (bulk appends / everything else), over bounded queues;
+//!   `snapshot_stream.rs`: snapshots, one `Snapshot` stream per transfer.
 //! - `status_http.rs`: `/metrics` and `/health`; `metrics.rs`: the server's metrics.
 //! - `config.rs`: SPEC's TOML tables and `--peers`.
 
@@ -15,6 +16,7 @@ mod metrics;
 mod peer_stream;
 mod running;
 mod service;
+mod snapshot_stream;
 mod status_http;
 mod transport;
 mod validate;

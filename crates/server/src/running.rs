@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raftkv_proto::raftkvpb::raft_kv_server::RaftKvServer;
-use raftstore::{Store, StoreConfig, StoreHandle, cluster_id_from_token};
+use raftstore::{SnapConfig, Store, StoreConfig, StoreHandle, cluster_id_from_token};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -230,5 +230,11 @@ fn store_config(args: &ServerArgs) -> StoreConfig {
     cfg.raft_log_gc_tick_interval = Duration::from_millis(rs.raft_log_gc_tick_interval_ms);
     cfg.raft_log_gc_count_limit = rs.raft_log_gc_count_limit;
     cfg.raft_log_gc_size_limit_bytes = rs.raft_log_gc_size_limit_bytes;
+    cfg.snap = SnapConfig {
+        chunk_bytes: rs.snap_chunk_bytes as usize,
+        max_bytes_per_sec: rs.snap_max_bytes_per_sec,
+        max_concurrent_send: rs.snap_max_concurrent_send,
+        max_concurrent_recv: rs.snap_max_concurrent_recv,
+    };
     cfg
 }

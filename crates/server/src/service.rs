@@ -21,8 +21,8 @@ use raftstore::{Modify, RegionSnapshot, RejectedMessage, RequestContext, StoreHa
 use tokio::sync::{oneshot, watch};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::metrics;
 use crate::validate::{Limits, check_cf};
+use crate::{metrics, snapshot_stream};
 
 pub struct KvService {
     store: StoreHandle,
@@ -259,9 +259,15 @@ impl RaftKv for KvService {
 
     async fn snapshot(
         &self,
-        _request: Request<Streaming<SnapshotChunk>>,
+        request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<Done>, Status> {
-        Err(Status::unimplemented("snapshot transfer arrives with log GC (part C)"))
+        let start = Instant::now();
+        let result = snapshot_stream::receive(self.store.clone(), request.into_inner()).await;
+        if let Err(status) = &result {
+            tracing::info!("refused or lost an incoming snapshot: {}", status.message());
+        }
+        record("snapshot", start, result.as_ref().map(|_| "ok"));
+        result.map(Response::new)
     }
 }
 
@@ -320,7 +326,7 @@ fn engine_failure(what: &str, e: &engine::Error) -> Status {
 
 /// A malformed message is the sender's bug; the others mean the sender belongs elsewhere
 /// (another cluster, another store, an old epoch).
-fn rejection_status(reason: &RejectedMessage) -> Status {
+pub(crate) fn rejection_status(reason: &RejectedMessage) -> Status {
     let text = format!("raft message rejected: {reason}");
     match reason {
         RejectedMessage::Malformed(_) => Status::invalid_argument(text),

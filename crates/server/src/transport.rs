@@ -8,8 +8,9 @@
 //!   or a lane that is down drops the batch, counts it and reports the peer unreachable
 //!   (Raft retransmits; the leader probes the peer again);
 //! - each peer has two lanes, each its own connection and stream (`peer_stream.rs`):
-//!   `bulk` for appends and snapshots, `control` for the rest, so heartbeats and votes never
-//!   wait behind megabytes of entries.
+//!   `bulk` for appends, `control` for the rest, so heartbeats and votes never wait behind
+//!   megabytes of entries;
+//! - a snapshot goes on its own `Snapshot` stream (`snapshot_stream.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,8 +23,8 @@ use raftstore::{StoreHandle, Transport};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::metrics;
 use crate::peer_stream::{self, LaneTask};
+use crate::{metrics, snapshot_stream};
 
 /// Messages one lane may hold queued before new ones are dropped.
 const LANE_QUEUE_MESSAGES: usize = 4096;
@@ -32,7 +33,7 @@ const LANE_QUEUE_BATCHES: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LaneKind {
-    /// Appends and snapshots: large, throughput-bound.
+    /// Appends: large, throughput-bound.
     Bulk,
     /// Heartbeats, votes, responses, ReadIndex, TimeoutNow: small, latency-bound.
     Control,
@@ -47,9 +48,8 @@ impl LaneKind {
     }
 
     fn of(msg: &RaftMessage) -> LaneKind {
-        let bulk = [MessageType::MsgAppend as i32, MessageType::MsgSnapshot as i32];
         match &msg.message {
-            Some(m) if bulk.contains(&m.msg_type) => LaneKind::Bulk,
+            Some(m) if m.msg_type() == MessageType::MsgAppend => LaneKind::Bulk,
             _ => LaneKind::Control,
         }
     }
@@ -134,6 +134,10 @@ impl Lane {
 pub struct GrpcTransport {
     /// Store id -> its two lanes; fixed at construction (part B has no membership change).
     peers: HashMap<u64, [Lane; 2]>,
+    /// Store id -> where its snapshots go (one stream per transfer, `snapshot_stream.rs`).
+    endpoints: HashMap<u64, tonic::transport::Endpoint>,
+    runtime: tokio::runtime::Handle,
+    max_message_bytes: usize,
     store: Arc<OnceLock<StoreHandle>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -148,9 +152,11 @@ impl GrpcTransport {
     ) -> Result<Self, tonic::transport::Error> {
         let store = Arc::new(OnceLock::new());
         let mut lanes = HashMap::new();
+        let mut endpoints = HashMap::new();
         let mut tasks = Vec::new();
         for (&store_id, addr) in peers.iter().filter(|(id, _)| **id != self_id) {
             let endpoint = peer_stream::endpoint(addr)?;
+            endpoints.insert(store_id, endpoint.clone());
             let mut make_lane = |kind| {
                 let state = Arc::new(LaneState {
                     store_id,
@@ -172,7 +178,14 @@ impl GrpcTransport {
             };
             lanes.insert(store_id, [make_lane(LaneKind::Bulk), make_lane(LaneKind::Control)]);
         }
-        Ok(GrpcTransport { peers: lanes, store, tasks: Mutex::new(tasks) })
+        Ok(GrpcTransport {
+            peers: lanes,
+            endpoints,
+            runtime: tokio::runtime::Handle::current(),
+            max_message_bytes,
+            store,
+            tasks: Mutex::new(tasks),
+        })
     }
 
     /// The transport exists before the store it reports to; the store is set once started.
@@ -200,9 +213,28 @@ impl GrpcTransport {
     }
 }
 
+impl GrpcTransport {
+    /// A snapshot streams on its own RPC, from a task: the raft thread never waits for it.
+    fn send_snapshot(&self, to: u64, msg: RaftMessage) {
+        let (Some(store), Some(endpoint)) = (self.store.get(), self.endpoints.get(&to)) else {
+            // Only before the store is set: nothing can be reported, Raft's snapshot
+            // progress would wait for ever; a store sends no snapshot that early.
+            return tracing::warn!(to, "dropping a snapshot: transport not ready");
+        };
+        let send =
+            snapshot_stream::send(store.clone(), endpoint.clone(), msg, self.max_message_bytes);
+        self.runtime.spawn(send);
+    }
+}
+
 impl Transport for GrpcTransport {
     fn send(&self, msg: RaftMessage) {
         let to = msg.to_peer.as_ref().map_or(0, |p| p.store_id);
+        let is_snapshot =
+            msg.message.as_ref().is_some_and(|m| m.msg_type() == MessageType::MsgSnapshot);
+        if is_snapshot {
+            return self.send_snapshot(to, msg);
+        }
         let Some(lanes) = self.peers.get(&to) else {
             metrics::RAFT_MESSAGES_DROPPED.with_label_values(&["unknown_store"]).inc();
             tracing::warn!(to, "dropping a raft message to a store not in --peers");
@@ -245,9 +277,8 @@ mod tests {
     }
 
     #[test]
-    fn appends_and_snapshots_take_the_bulk_lane() {
+    fn appends_take_the_bulk_lane() {
         assert_eq!(LaneKind::of(&msg(MessageType::MsgAppend)), LaneKind::Bulk);
-        assert_eq!(LaneKind::of(&msg(MessageType::MsgSnapshot)), LaneKind::Bulk);
         for t in [
             MessageType::MsgHeartbeat,
             MessageType::MsgAppendResponse,

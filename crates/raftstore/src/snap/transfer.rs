@@ -248,3 +248,103 @@ impl Drop for IncomingSnapshot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use raftkv_proto::eraftpb::{Message, Snapshot, SnapshotMetadata};
+    use raftkv_proto::metapb::Region;
+
+    use super::*;
+    use crate::snap::SnapConfig;
+
+    fn announce(payload: &[u8]) -> RaftMessage {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(payload);
+        let data = RaftSnapshotData {
+            region: Some(Region { id: 1, ..Default::default() }),
+            meta: Some(SnapshotMeta {
+                size_bytes: payload.len() as u64,
+                crc32: hasher.finalize(),
+                cfs: vec![],
+            }),
+            ..Default::default()
+        };
+        let snapshot = Snapshot {
+            data: data.encode_to_vec().into(),
+            metadata: Some(SnapshotMetadata { index: 9, term: 3, ..Default::default() }),
+        };
+        RaftMessage {
+            region_id: 1,
+            message: Some(Message {
+                msg_type: MessageType::MsgSnapshot as i32,
+                snapshot: Some(Box::new(snapshot)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn manager(dir: &std::path::Path) -> Arc<SnapManager> {
+        let cfg = SnapConfig {
+            chunk_bytes: 4,
+            max_bytes_per_sec: 0,
+            max_concurrent_send: 1,
+            max_concurrent_recv: 1,
+        };
+        SnapManager::open(dir, cfg).expect("open")
+    }
+
+    fn receive(mgr: &Arc<SnapManager>, announced: &[u8], sent: &[&[u8]]) -> (bool, bool) {
+        let delivered = Arc::new(AtomicBool::new(false));
+        let flag = delivered.clone();
+        let deliver: Deliver = Box::new(move |_| {
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let mut incoming = IncomingSnapshot::create(mgr, announce(announced), deliver)
+            .expect("a well-formed announcement is accepted");
+        let wrote = sent.iter().all(|c| incoming.write(c).is_ok());
+        let finished = wrote && incoming.finish().is_ok();
+        (finished, delivered.load(Ordering::SeqCst))
+    }
+
+    fn files(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn only_a_complete_intact_file_reaches_the_store() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mgr = manager(dir.path());
+        assert_eq!(receive(&mgr, b"abcdefgh", &[b"abcd", b"efgX"]), (false, false), "bad crc");
+        assert_eq!(receive(&mgr, b"abcdefgh", &[b"abcd"]), (false, false), "short");
+        assert_eq!(receive(&mgr, b"abcd", &[b"abcd", b"e"]), (false, false), "too long");
+        assert!(
+            files(dir.path()).is_empty(),
+            "refused transfers leave no file: {:?}",
+            files(dir.path())
+        );
+        assert_eq!(receive(&mgr, b"abcdefgh", &[b"abcd", b"efgh"]), (true, true));
+        assert_eq!(files(dir.path()), vec!["rev_1_3_9.snap".to_string()]);
+    }
+
+    #[test]
+    fn receives_beyond_the_bound_are_refused_while_one_runs() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mgr = manager(dir.path());
+        let deliver = || -> Deliver { Box::new(|_| Ok(())) };
+        let first = IncomingSnapshot::create(&mgr, announce(b"x"), deliver()).expect("first");
+        let second = IncomingSnapshot::create(&mgr, announce(b"x"), deliver());
+        assert!(matches!(second, Err(SnapError::Busy(_))));
+        drop(first);
+        assert!(IncomingSnapshot::create(&mgr, announce(b"x"), deliver()).is_ok());
+    }
+}

@@ -3,9 +3,10 @@
 //! Each carries a huge term: had a store acted on it, the cluster's term would jump and its
 //! leader would step down.
 
-use raftkv_proto::eraftpb::{Message, MessageType};
-use raftkv_proto::metapb::Peer;
-use raftkv_proto::raft_serverpb::RaftMessage;
+use prost::Message as _;
+use raftkv_proto::eraftpb::{Message, MessageType, Snapshot, SnapshotMetadata};
+use raftkv_proto::metapb::{Peer, Region};
+use raftkv_proto::raft_serverpb::{RaftMessage, RaftSnapshotData, SnapshotChunk, SnapshotMeta};
 use raftstore::cluster_id_from_token;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -90,16 +91,64 @@ async fn garbage_on_the_raft_stream_ends_it_and_changes_nothing() {
     cluster.stop_all().await;
 }
 
+/// A MsgSnapshot whose announced file is what `data` holds.
+fn snapshot_message(cluster_id: u64, from: u64, to: u64) -> RaftMessage {
+    let data = RaftSnapshotData {
+        region: Some(Region { id: 1, ..Default::default() }),
+        meta: Some(SnapshotMeta { size_bytes: 4, crc32: 0, cfs: vec![] }),
+        ..Default::default()
+    };
+    let snapshot = Snapshot {
+        data: data.encode_to_vec().into(),
+        metadata: Some(SnapshotMetadata { index: 1000, term: 1000, ..Default::default() }),
+    };
+    let mut msg = message(cluster_id, from, to, true);
+    if let Some(m) = msg.message.as_mut() {
+        m.msg_type = MessageType::MsgSnapshot as i32;
+        m.snapshot = Some(Box::new(snapshot));
+    }
+    msg
+}
+
+async fn send_snapshot_stream(cluster: &Cluster, chunks: Vec<SnapshotChunk>) -> Code {
+    let (tx, rx) = mpsc::channel(chunks.len().max(1));
+    for c in chunks {
+        tx.send(c).await.expect("queue a chunk");
+    }
+    drop(tx);
+    let result = cluster.client(1).await.snapshot(ReceiverStream::new(rx)).await;
+    result.err().map_or(Code::Ok, |s| s.code())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn snapshot_stream_is_not_implemented_yet() {
-    let mut cluster = Cluster::start(1).await;
-    let (_tx, rx) = mpsc::channel(1);
-    let status = cluster
-        .client(1)
-        .await
-        .snapshot(ReceiverStream::new(rx))
-        .await
-        .expect_err("part C brings snapshots");
-    assert_eq!(status.code(), Code::Unimplemented);
+async fn malformed_or_foreign_snapshot_streams_are_refused() {
+    let mut cluster = Cluster::start(3).await;
+    cluster.put("", b"k", b"v").await;
+    let (_, term) = cluster.await_leader().await;
+    let cluster_id = cluster_id_from_token(TOKEN);
+    let chunk = |message: Option<RaftMessage>, data: &[u8]| SnapshotChunk {
+        message,
+        data: data.to_vec().into(),
+    };
+
+    assert_eq!(send_snapshot_stream(&cluster, vec![]).await, Code::InvalidArgument, "empty");
+    let headless = vec![chunk(None, b"data")];
+    assert_eq!(send_snapshot_stream(&cluster, headless).await, Code::InvalidArgument);
+    let foreign =
+        vec![chunk(Some(snapshot_message(cluster_id ^ 1, 2, 1)), b""), chunk(None, b"1234")];
+    assert_eq!(send_snapshot_stream(&cluster, foreign).await, Code::FailedPrecondition);
+    let not_a_snapshot = vec![chunk(Some(message(cluster_id, 2, 1, true)), b"")];
+    assert_ne!(send_snapshot_stream(&cluster, not_a_snapshot).await, Code::Ok);
+
+    // A snapshot without its data, on the plain raft stream, is refused too.
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(snapshot_message(cluster_id, 2, 1)).await.expect("queue");
+    drop(tx);
+    let raft = cluster.client(1).await.raft(ReceiverStream::new(rx)).await;
+    assert_eq!(raft.err().map(|s| s.code()), Some(Code::InvalidArgument));
+
+    let (_, term_after) = cluster.await_leader().await;
+    assert_eq!(term_after, term, "nothing refused may have reached Raft");
+    assert_eq!(cluster.get("", b"k").await.as_deref(), Some(&b"v"[..]));
     cluster.stop_all().await;
 }

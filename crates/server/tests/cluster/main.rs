@@ -8,4 +8,5 @@ mod foreign_raft_messages_change_nothing;
 mod kv_through_the_leader;
 mod leader_shutdown_hands_over;
 mod restart_resumes_on_the_data_dir;
+mod snapshot_over_grpc;
 mod status_http;
