@@ -22,6 +22,10 @@ pub struct Config {
     pub max_size_per_msg: u64,
     /// Max append messages in flight to one follower in the replicate state.
     pub max_inflight_msgs: usize,
+    /// Max bytes of entries in flight to one follower (one append always goes): with large
+    /// entries, `max_inflight_msgs` full appends could otherwise mean gigabytes read and
+    /// queued at once for a follower catching up.
+    pub max_inflight_bytes: u64,
     /// Upper bound on the bytes of committed entries handed out in one `Ready`.
     pub max_committed_size_per_ready: u64,
     /// A leader steps down when it has not heard from a quorum for an election timeout, and
@@ -47,6 +51,7 @@ impl Default for Config {
             applied: 0,
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
+            max_inflight_bytes: NO_LIMIT,
             max_committed_size_per_ready: NO_LIMIT,
             check_quorum: false,
             pre_vote: false,

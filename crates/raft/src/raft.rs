@@ -117,7 +117,7 @@ impl<S: Storage> Raft<S> {
         config.validate()?;
         let state = store.initial_state()?;
         let raft_log = RaftLog::new(store, config.max_committed_size_per_ready)?;
-        let mut prs = ProgressTracker::new(config.max_inflight_msgs);
+        let mut prs = ProgressTracker::new(config.max_inflight_msgs, config.max_inflight_bytes);
         prs.restore(&state.conf_state, raft_log.last_index() + 1);
         let mut r = Raft {
             id: config.id,

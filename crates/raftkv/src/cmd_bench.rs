@@ -45,6 +45,10 @@ pub struct BenchCmd {
     /// Fraction of operations that are reads, from 0.0 (all writes) to 1.0 (all reads)
     #[arg(long, value_name = "R", default_value = "0.0")]
     pub read_ratio: f64,
+    /// Load phase instead of a timed run: write every key once, in order, then stop
+    /// (fills a store to a known size; --duration and --read-ratio are ignored)
+    #[arg(long)]
+    pub load: bool,
     #[command(flatten)]
     pub client: ClientArgs,
     #[command(flatten)]
@@ -100,6 +104,27 @@ struct Workload {
     read_ratio: f64,
     cf: String,
     end: Instant,
+    /// Load phase: the next key to write, in order; `None` for a timed run.
+    load_next: Option<AtomicU64>,
+}
+
+impl Workload {
+    /// The next operation's key and whether it reads; `None` once the run is over.
+    fn next_op(&self, rng: &mut SplitMix64) -> Option<(Bytes, bool)> {
+        let key_count = self.keys.len() as u64;
+        match &self.load_next {
+            Some(next) => {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                // Below `key_count`, a `usize`: the cast cannot truncate.
+                (i < key_count).then(|| (self.keys[i as usize].clone(), false))
+            }
+            None if Instant::now() < self.end => {
+                let key = self.keys[rng.below(key_count) as usize].clone();
+                Some((key, rng.unit() < self.read_ratio))
+            }
+            None => None,
+        }
+    }
 }
 
 pub async fn run(cmd: BenchCmd) -> anyhow::Result<Exit> {
@@ -111,13 +136,21 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<Exit> {
     let clients = usize::try_from(cmd.clients).context("too many clients")?;
     let key_count = usize::try_from(cmd.keys).context("too many keys")?;
     let duration = Duration::from_secs(cmd.duration);
-    println!(
-        "bench: {clients} clients, {} s, {key_count} keys, {}-byte values, read ratio {:.2}, endpoints {}",
-        cmd.duration,
-        cmd.value_size,
-        cmd.read_ratio,
-        cmd.client.endpoints.join(",")
-    );
+    if cmd.load {
+        println!(
+            "bench: load phase, {clients} clients, {key_count} keys, {}-byte values, endpoints {}",
+            cmd.value_size,
+            cmd.client.endpoints.join(",")
+        );
+    } else {
+        println!(
+            "bench: {clients} clients, {} s, {key_count} keys, {}-byte values, read ratio {:.2}, endpoints {}",
+            cmd.duration,
+            cmd.value_size,
+            cmd.read_ratio,
+            cmd.client.endpoints.join(",")
+        );
+    }
 
     let connections = clients.div_ceil(CLIENTS_PER_CONNECTION);
     let shared: Vec<Client> =
@@ -129,6 +162,7 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<Exit> {
         read_ratio: cmd.read_ratio,
         cf: cmd.cf.name().to_string(),
         end: started + duration,
+        load_next: cmd.load.then(|| AtomicU64::new(0)),
     });
     let live = Arc::new(Live::default());
     let mut tasks = JoinSet::new();
@@ -138,13 +172,14 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<Exit> {
         tasks.spawn(closed_loop(client, workload.clone(), live.clone(), seed));
     }
 
-    let bar = progress_bar(duration);
+    let progress = if cmd.load { Progress::Keys(cmd.keys) } else { Progress::Time(duration) };
+    let bar = progress_bar(&progress);
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     let mut all = Stats::new()?;
     let mut remaining = clients;
     while remaining > 0 {
         tokio::select! {
-            _ = ticker.tick() => update(&bar, &live, started, duration),
+            _ = ticker.tick() => update(&bar, &live, started, &progress),
             joined = tasks.join_next() => match joined {
                 Some(result) => {
                     remaining -= 1;
@@ -171,11 +206,7 @@ async fn closed_loop(
 ) -> anyhow::Result<Stats> {
     let mut rng = SplitMix64(seed);
     let mut stats = Stats::new()?;
-    let key_count = work.keys.len() as u64;
-    while Instant::now() < work.end {
-        // Below `key_count`, which is a `usize`: the cast cannot truncate.
-        let key = work.keys[rng.below(key_count) as usize].clone();
-        let read = rng.unit() < work.read_ratio;
+    while let Some((key, read)) = work.next_op(&mut rng) {
         let sent = Instant::now();
         let result = if read {
             client.get(key, &work.cf).await.map(drop)
@@ -215,9 +246,18 @@ impl Stats {
     }
 }
 
-fn progress_bar(duration: Duration) -> ProgressBar {
-    let total_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-    let bar = ProgressBar::new(total_ms);
+/// What the progress bar counts: time for a timed run, keys written for a load phase.
+enum Progress {
+    Time(Duration),
+    Keys(u64),
+}
+
+fn progress_bar(progress: &Progress) -> ProgressBar {
+    let total = match progress {
+        Progress::Time(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+        Progress::Keys(k) => *k,
+    };
+    let bar = ProgressBar::new(total);
     let style = ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{wide_bar}] {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
@@ -225,10 +265,13 @@ fn progress_bar(duration: Duration) -> ProgressBar {
     bar
 }
 
-fn update(bar: &ProgressBar, live: &Live, started: Instant, duration: Duration) {
+fn update(bar: &ProgressBar, live: &Live, started: Instant, progress: &Progress) {
     let elapsed = started.elapsed();
-    bar.set_position(u64::try_from(elapsed.min(duration).as_millis()).unwrap_or(u64::MAX));
     let ops = live.ops.load(Ordering::Relaxed);
+    bar.set_position(match progress {
+        Progress::Time(d) => u64::try_from(elapsed.min(*d).as_millis()).unwrap_or(u64::MAX),
+        Progress::Keys(_) => ops + live.errors.load(Ordering::Relaxed),
+    });
     let errors = live.errors.load(Ordering::Relaxed);
     bar.set_message(format!("{:.0} ops/s, {errors} errors", per_second(ops, elapsed)));
 }

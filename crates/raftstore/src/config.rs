@@ -22,6 +22,9 @@ pub struct StoreConfig {
     pub check_quorum: bool,
     pub max_inflight_msgs: usize,
     pub max_size_per_msg_bytes: u64,
+    /// Bytes of entries in flight to one follower: bounds what a leader reads from its log
+    /// and queues for a follower catching up, whatever the entries' size.
+    pub max_inflight_bytes: u64,
     /// Commands queued for the raft worker beyond which new ones get `server_is_busy`.
     pub max_pending_commands: usize,
     /// Raft messages queued for the raft worker beyond which new ones are dropped.
@@ -57,6 +60,7 @@ impl StoreConfig {
             check_quorum: true,
             max_inflight_msgs: 256,
             max_size_per_msg_bytes: 1024 * 1024,
+            max_inflight_bytes: 8 * 1024 * 1024,
             max_pending_commands: 16 * 1024,
             max_pending_raft_messages: 64 * 1024,
             max_inflight_proposal_bytes: 256 * 1024 * 1024,

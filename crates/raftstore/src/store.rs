@@ -103,6 +103,7 @@ impl Store {
             heartbeat_tick: cfg.heartbeat_tick,
             max_size_per_msg: cfg.max_size_per_msg_bytes,
             max_inflight_msgs: cfg.max_inflight_msgs,
+            max_inflight_bytes: cfg.max_inflight_bytes,
             max_committed_size_per_ready: cfg.max_apply_bytes_per_ready,
             check_quorum: cfg.check_quorum,
             pre_vote: cfg.pre_vote,

@@ -306,6 +306,7 @@ impl<S: Storage> Raft<S> {
             return false;
         }
         let last = entries.last().map(|e| e.index);
+        let bytes = entries.iter().map(crate::util::entry_size).sum();
         let mut m = new_message(to, MessageType::MsgAppend);
         m.index = next - 1;
         m.log_term = log_term;
@@ -313,7 +314,7 @@ impl<S: Storage> Raft<S> {
         m.commit = self.raft_log.committed;
         self.send(m);
         if let (Some(last), Some(pr)) = (last, self.prs.get_mut(to)) {
-            pr.sent_entries(last);
+            pr.sent_entries(last, bytes);
         }
         true
     }

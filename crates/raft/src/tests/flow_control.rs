@@ -7,7 +7,7 @@ use bytes::Bytes;
 use raftkv_proto::eraftpb::{ConfState, Entry, Message, MessageType};
 
 use super::harness::*;
-use crate::tracker::{Progress, ProgressState};
+use crate::tracker::{Inflights, Progress, ProgressState};
 use crate::{Config, MemStorage, Raft, entry_size};
 
 fn config(max_inflight: usize, max_size: u64) -> Config {
@@ -432,7 +432,7 @@ fn progress_maybe_update_advances_match_and_next() {
 #[test]
 fn progress_maybe_update_clears_probe_pause() {
     let mut p = Progress::new(5, 10);
-    p.sent_entries(7);
+    p.sent_entries(7, 0);
     assert!(p.is_paused());
     assert!(p.maybe_update(6));
     assert!(!p.is_paused());
@@ -486,15 +486,15 @@ fn progress_maybe_decr_to_never_goes_below_match() {
 fn progress_is_paused_per_state() {
     let mut p = Progress::new(2, 2);
     assert!(!p.is_paused(), "a fresh probe may send");
-    p.sent_entries(3);
+    p.sent_entries(3, 0);
     assert!(p.is_paused(), "a probe waits for its answer");
     p.resume();
     assert!(!p.is_paused());
 
     p.become_replicate();
-    p.sent_entries(3);
+    p.sent_entries(3, 0);
     assert!(!p.is_paused(), "replicate streams while the window has room");
-    p.sent_entries(4);
+    p.sent_entries(4, 0);
     assert!(p.is_paused(), "the window is full");
     p.ins.free_to(3);
     assert!(!p.is_paused());
@@ -532,10 +532,10 @@ fn progress_sent_entries_in_replicate_advances_next() {
     let mut p = Progress::new(5, 10);
     p.matched = 4;
     p.become_replicate();
-    p.sent_entries(7);
+    p.sent_entries(7, 0);
     assert_eq!(p.next_idx, 8);
     assert_eq!(p.ins.count(), 1);
-    p.sent_entries(9);
+    p.sent_entries(9, 0);
     assert_eq!(p.next_idx, 10);
     assert_eq!(p.ins.count(), 2);
 }
@@ -544,7 +544,7 @@ fn progress_sent_entries_in_replicate_advances_next() {
 fn inflights_free_to_releases_acknowledged_appends() {
     let mut ins = Progress::new(1, 4).ins;
     for last in [2, 4, 6, 8] {
-        ins.add(last);
+        ins.add(last, 0);
     }
     assert!(ins.full());
     ins.free_to(1);
@@ -554,8 +554,8 @@ fn inflights_free_to_releases_acknowledged_appends() {
     assert!(!ins.full());
     ins.free_to(4);
     assert_eq!(ins.count(), 2, "a stale acknowledgement frees nothing more");
-    ins.add(10);
-    ins.add(12);
+    ins.add(10, 0);
+    ins.add(12, 0);
     assert!(ins.full());
     ins.free_to(12);
     assert_eq!(ins.count(), 0);
@@ -565,7 +565,7 @@ fn inflights_free_to_releases_acknowledged_appends() {
 fn inflights_free_first_one_and_reset() {
     let mut ins = Progress::new(1, 3).ins;
     for last in [1, 2, 3] {
-        ins.add(last);
+        ins.add(last, 0);
     }
     ins.free_first_one();
     assert_eq!(ins.count(), 2);
@@ -575,4 +575,42 @@ fn inflights_free_first_one_and_reset() {
     assert_eq!(ins.count(), 0);
     ins.free_first_one();
     assert_eq!(ins.count(), 0, "freeing an empty window is harmless");
+}
+
+#[test]
+fn inflight_bytes_bound_the_window_whatever_the_count() {
+    let mut ins = Progress::new(1, 100).ins;
+    ins.add(1, 10);
+    assert!(!ins.full(), "no byte bound by default");
+    let mut ins = Inflights::with_max_bytes(100, 1000);
+    ins.add(1, 600);
+    assert!(!ins.full());
+    ins.add(2, 600);
+    assert!(ins.full(), "1200 bytes in flight, the bound is 1000");
+    assert_eq!(ins.bytes(), 1200);
+    ins.free_to(1);
+    assert!(!ins.full());
+    assert_eq!(ins.bytes(), 600);
+    ins.reset();
+    assert_eq!(ins.bytes(), 0);
+}
+
+#[test]
+fn a_leader_keeps_at_most_max_inflight_bytes_of_entries_in_flight() {
+    let entry = Entry { data: Bytes::from_static(&[0u8; 1000]), ..Default::default() };
+    let per_entry = entry_size(&Entry { index: 2, term: 1, ..entry.clone() });
+    let c = Config { max_inflight_bytes: 3 * per_entry, ..config(256, per_entry) };
+    let mut r = replicating_leader(&c);
+    let mut propose_big = |r: &mut Raft<MemStorage>| -> Vec<u64> {
+        let mut m = propose(1, b"");
+        m.entries = vec![entry.clone()];
+        r.step(m).expect("propose");
+        appends(&read_messages(r)).iter().flat_map(|m| indexes(m)).collect()
+    };
+    let sent: Vec<u64> = (0..10).flat_map(|_| propose_big(&mut r)).collect();
+    assert_eq!(sent, vec![2, 3, 4], "three entries' worth of bytes, then the window is full");
+    assert!(progress(&r).is_paused());
+    r.step(ack(2, 3)).expect("ack");
+    let sent: Vec<u64> = appends(&read_messages(&mut r)).iter().flat_map(|m| indexes(m)).collect();
+    assert_eq!(sent, vec![5, 6], "two acknowledged, two more may go");
 }

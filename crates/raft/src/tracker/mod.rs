@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use raftkv_proto::eraftpb::ConfState;
 
+pub use inflights::Inflights;
 pub use progress::{Progress, ProgressState};
 
 use crate::quorum::{self, VoteResult};
@@ -20,19 +21,27 @@ pub struct ProgressTracker {
     learners: BTreeSet<u64>,
     votes: BTreeMap<u64, bool>,
     max_inflight: usize,
+    max_inflight_bytes: u64,
     scratch: Vec<u64>,
 }
 
 impl ProgressTracker {
-    pub fn new(max_inflight: usize) -> Self {
+    pub fn new(max_inflight: usize, max_inflight_bytes: u64) -> Self {
         ProgressTracker {
             progress: BTreeMap::new(),
             voters: BTreeSet::new(),
             learners: BTreeSet::new(),
             votes: BTreeMap::new(),
             max_inflight,
+            max_inflight_bytes,
             scratch: Vec::new(),
         }
+    }
+
+    fn new_progress(&self, next_idx: u64) -> Progress {
+        let mut pr = Progress::new(next_idx, self.max_inflight);
+        pr.ins = Inflights::with_max_bytes(self.max_inflight, self.max_inflight_bytes);
+        pr
     }
 
     pub fn conf_state(&self) -> ConfState {
@@ -58,8 +67,8 @@ impl ProgressTracker {
     pub fn add_voter(&mut self, id: u64, next_idx: u64) {
         self.learners.remove(&id);
         self.voters.insert(id);
-        let max_inflight = self.max_inflight;
-        let pr = self.progress.entry(id).or_insert_with(|| Progress::new(next_idx, max_inflight));
+        let fresh = self.new_progress(next_idx);
+        let pr = self.progress.entry(id).or_insert(fresh);
         pr.is_learner = false;
         // A new member counts as active, or CheckQuorum could depose the leader at once.
         pr.recent_active = true;
@@ -70,7 +79,7 @@ impl ProgressTracker {
             return;
         }
         self.learners.insert(id);
-        let mut pr = Progress::new(next_idx, self.max_inflight);
+        let mut pr = self.new_progress(next_idx);
         pr.is_learner = true;
         pr.recent_active = true;
         self.progress.entry(id).or_insert(pr);

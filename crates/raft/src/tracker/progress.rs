@@ -93,12 +93,13 @@ impl Progress {
         updated
     }
 
-    /// An append up to `last` was sent: in Replicate, the next one may follow immediately.
-    pub fn sent_entries(&mut self, last: u64) {
+    /// An append of `bytes` up to `last` was sent: in Replicate, the next one may follow
+    /// immediately.
+    pub fn sent_entries(&mut self, last: u64, bytes: u64) {
         match self.state {
             ProgressState::Replicate => {
                 self.next_idx = last + 1;
-                self.ins.add(last);
+                self.ins.add(last, bytes);
             }
             ProgressState::Probe => self.probe_sent = true,
             ProgressState::Snapshot => {}
