@@ -601,7 +601,7 @@ fn a_leader_keeps_at_most_max_inflight_bytes_of_entries_in_flight() {
     let per_entry = entry_size(&Entry { index: 2, term: 1, ..entry.clone() });
     let c = Config { max_inflight_bytes: 3 * per_entry, ..config(256, per_entry) };
     let mut r = replicating_leader(&c);
-    let mut propose_big = |r: &mut Raft<MemStorage>| -> Vec<u64> {
+    let propose_big = |r: &mut Raft<MemStorage>| -> Vec<u64> {
         let mut m = propose(1, b"");
         m.entries = vec![entry.clone()];
         r.step(m).expect("propose");
