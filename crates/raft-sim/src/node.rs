@@ -53,6 +53,7 @@ impl SimNode {
             applied: self.sm.applied_index,
             max_size_per_msg: opts.max_size_per_msg,
             max_inflight_msgs: opts.max_inflight_msgs,
+            max_inflight_bytes: opts.max_inflight_bytes,
             check_quorum: opts.check_quorum,
             pre_vote: opts.pre_vote,
             seed: opts.seed.wrapping_add(self.restarts),

@@ -19,6 +19,7 @@ pub struct Options {
     pub election_tick: usize,
     pub heartbeat_tick: usize,
     pub skip_bcast_commit: bool,
+    pub max_inflight_bytes: u64,
 }
 
 impl Options {
@@ -39,6 +40,12 @@ impl Options {
             election_tick: 10,
             heartbeat_tick: rng.random_range(1..=3),
             skip_bcast_commit: rng.random_bool(0.5),
+            // Drawn last, so the draws above mean what they meant for older seeds.
+            max_inflight_bytes: if rng.random_bool(0.5) {
+                u64::MAX
+            } else {
+                rng.random_range(64..=1024)
+            },
         }
     }
 }
