@@ -52,7 +52,7 @@ await_leader() {
   done
   echo "no leader" >&2; exit 1
 }
-calc() { awk "BEGIN { print $1 }"; }
+calc() { awk "BEGIN { print ($1) }"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # --- 1 & 2: catch-up from a large state, and write latency meanwhile --------------------
