@@ -184,6 +184,61 @@ impl ClusterClient {
         })
     }
 
+    /// Reads `key` of `cf` on store `store` only (never following a hint elsewhere): the
+    /// answer comes from that store's own kvdb, so it must lead. Retries until the deadline
+    /// while it does not.
+    pub fn get_cf_on(&mut self, store: u64, cf: &str, key: &[u8]) -> OpResult<Option<Bytes>> {
+        let (cf, key) = (raftstore::cf_name(cf).to_string(), Bytes::copy_from_slice(key));
+        let k = key.clone();
+        self.read_on(store, key, move |snap| snap.get(&cf, &k))
+    }
+
+    /// Like `scan` of `cf`, on store `store` only (see `get_cf_on`).
+    pub fn scan_cf_on(
+        &mut self,
+        store: u64,
+        cf: &str,
+        start: &[u8],
+        limit: usize,
+    ) -> OpResult<Vec<(Bytes, Bytes)>> {
+        let (cf, start) = (raftstore::cf_name(cf).to_string(), Bytes::copy_from_slice(start));
+        let s = start.clone();
+        self.read_on(store, start, move |snap| snap.scan(&cf, &s, limit))
+    }
+
+    fn read_on<T: Send + 'static>(
+        &mut self,
+        store: u64,
+        key: Bytes,
+        f: impl Fn(raftstore::RegionSnapshot) -> engine::Result<T> + Send + Clone + 'static,
+    ) -> OpResult<T> {
+        let deadline = Instant::now() + self.deadline;
+        let mut last = String::from("store is down");
+        while Instant::now() < deadline {
+            if let Some(h) = self.net.handle(store) {
+                let (tx, rx) = mpsc::channel();
+                let f = f.clone();
+                h.read(
+                    RequestContext::default(),
+                    key.clone(),
+                    Box::new(move |r| {
+                        let _ = tx.send(r.map(f));
+                    }),
+                );
+                match rx.recv_timeout(self.attempt_timeout) {
+                    Ok(Ok(Ok(v))) => return OpResult::Ok(v),
+                    Ok(Ok(Err(e))) => return OpResult::Unknown(format!("engine: {e}")),
+                    Ok(Err(e)) => last = format!("{e:?}"),
+                    Err(_) => last = "no answer".into(),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        OpResult::Failed(format!(
+            "store {store} did not serve the read before the deadline: {last}"
+        ))
+    }
+
     /// Like `put`, panicking unless it is acknowledged.
     pub fn must_put(&mut self, key: &[u8], value: &[u8]) {
         match self.put(key, value) {

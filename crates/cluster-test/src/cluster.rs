@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raftstore::{Store, StoreConfig, StoreHandle};
+use raftstore::{FailPoints, Store, StoreConfig, StoreHandle, StoreStatus};
 
 use crate::network::SimNetwork;
 
@@ -140,6 +140,63 @@ impl Cluster {
             assert!(
                 Instant::now() < deadline,
                 "stores {behind:?} did not apply {index} in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Store `id`'s crash points; arming one arms it for every (re)start of the store.
+    pub fn failpoints(&self, id: u64) -> FailPoints {
+        self.configs[&id].failpoints.clone()
+    }
+
+    /// The status of store `id` if it runs.
+    pub fn status(&self, id: u64) -> Option<StoreStatus> {
+        self.handle(id).map(|h| h.status())
+    }
+
+    /// The statuses of the running stores.
+    pub fn statuses(&self) -> Vec<StoreStatus> {
+        self.ids().into_iter().filter_map(|id| self.status(id)).collect()
+    }
+
+    /// Waits until store `id` stopped by itself (e.g. a fired failpoint), then reaps it as a
+    /// crash: it is down afterwards and can be restarted.
+    pub fn wait_stopped(&self, id: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.handle(id).is_none_or(|h| h.is_stopped()) {
+            assert!(Instant::now() < deadline, "store {id} did not stop within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.crash(id);
+    }
+
+    /// Waits until the cluster is quiet (every running store applied the same index) and,
+    /// once it is, until every running store keeps at most `2 * limit` applied entries in its
+    /// log. The leader compacts on its GC tick, so a quiet cluster gets `gc_grace` for that
+    /// before the bound is a failure; `timeout` bounds the wait for quiet.
+    pub fn wait_log_bounded(&self, limit: u64, gc_grace: Duration, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut quiet_since: Option<Instant> = None;
+        loop {
+            let statuses = self.statuses();
+            let max_applied = statuses.iter().map(|s| s.applied).max().unwrap_or(0);
+            let quiet = !statuses.is_empty() && statuses.iter().all(|s| s.applied == max_applied);
+            if quiet {
+                if statuses.iter().all(|s| s.applied.saturating_sub(s.truncated) <= 2 * limit) {
+                    return;
+                }
+                let since = *quiet_since.get_or_insert_with(Instant::now);
+                assert!(
+                    since.elapsed() < gc_grace,
+                    "quiet for {gc_grace:?} but some log keeps more than 2 x {limit} applied \
+                     entries: {statuses:?}"
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster never became quiet (all stores applied the same index) within \
+                 {timeout:?}: {statuses:?}"
             );
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -14,8 +14,8 @@ mod scenario;
 
 pub use client::{ClusterClient, OpResult};
 pub use cluster::Cluster;
-pub use network::SimNetwork;
-pub use scenario::{Scenario, run_scenario};
+pub use network::{SimNetwork, SnapshotTransfer};
+pub use scenario::{Scenario, run_scenario, test_seed};
 
 /// Logs to the test's output when RUST_LOG is set.
 pub fn init_logging() {

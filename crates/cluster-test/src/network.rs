@@ -53,6 +53,24 @@ pub struct SimNetwork {
     stop: AtomicBool,
     /// Why receivers refused messages, in order (tests assert on them).
     rejections: Mutex<Vec<String>>,
+    /// Every snapshot stream that reached its receiver, in start order.
+    transfers: Mutex<Vec<SnapshotTransfer>>,
+}
+
+/// One snapshot stream between two stores, as the network saw it.
+#[derive(Debug, Clone)]
+pub struct SnapshotTransfer {
+    pub from: u64,
+    pub to: u64,
+    /// The snapshot's index.
+    pub index: u64,
+    pub size_bytes: u64,
+    /// When the receiver accepted the stream's first chunk.
+    pub started: Instant,
+    /// When the stream ended (delivered or not); `None` while it runs.
+    pub finished: Option<Instant>,
+    /// The receiver got the whole file, verified it and queued the MsgSnapshot for Raft.
+    pub delivered: bool,
 }
 
 impl SimNetwork {
@@ -64,6 +82,7 @@ impl SimNetwork {
             delayed: Mutex::new((BinaryHeap::new(), 0)),
             stop: AtomicBool::new(false),
             rejections: Mutex::new(Vec::new()),
+            transfers: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&net);
         std::thread::Builder::new()
@@ -214,21 +233,61 @@ impl SimNetwork {
             Ok(incoming) => incoming,
             Err(e) => return self.note_refusal(to, from, &e.to_string()),
         };
+        let slot = self.transfers.lock().ok().map(|mut t| {
+            t.push(SnapshotTransfer {
+                from,
+                to,
+                index: out.key().index,
+                size_bytes: out.size_bytes(),
+                started: Instant::now(),
+                finished: None,
+                delivered: false,
+            });
+            t.len() - 1
+        });
+        let delivered = self.stream_snapshot(from, to, &mut out, &mut incoming, reachable);
+        let delivered = delivered && {
+            match incoming.finish() {
+                Ok(()) => true,
+                Err(e) => {
+                    self.note_refusal(to, from, &e.to_string());
+                    false
+                }
+            }
+        };
+        if let (Some(i), Ok(mut t)) = (slot, self.transfers.lock()) {
+            t[i].finished = Some(Instant::now());
+            t[i].delivered = delivered;
+        }
+        if delivered {
+            out.finish(true);
+        }
+    }
+
+    /// Copies every chunk; false if the stream was cut or failed.
+    fn stream_snapshot(
+        &self,
+        from: u64,
+        to: u64,
+        out: &mut raftstore::OutgoingSnapshot,
+        incoming: &mut raftstore::IncomingSnapshot,
+        reachable: impl Fn() -> bool,
+    ) -> bool {
         loop {
             match out.next_chunk() {
                 Ok(Some(chunk)) if reachable() => {
                     if let Err(e) = incoming.write(&chunk) {
-                        return self.note_refusal(to, from, &e.to_string());
+                        self.note_refusal(to, from, &e.to_string());
+                        return false;
                     }
                 }
-                Ok(Some(_)) => return,
-                Ok(None) => break,
-                Err(e) => return self.note_refusal(from, to, &e.to_string()),
+                Ok(Some(_)) => return false,
+                Ok(None) => return true,
+                Err(e) => {
+                    self.note_refusal(from, to, &e.to_string());
+                    return false;
+                }
             }
-        }
-        match incoming.finish() {
-            Ok(()) => out.finish(true),
-            Err(e) => self.note_refusal(to, from, &e.to_string()),
         }
     }
 
@@ -244,6 +303,16 @@ impl SimNetwork {
     /// Every refusal so far, e.g. "store 1 refused a message from store 3: ...".
     pub fn rejections(&self) -> Vec<String> {
         self.rejections.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Every snapshot stream so far (started, running or ended).
+    pub fn snapshot_transfers(&self) -> Vec<SnapshotTransfer> {
+        self.transfers.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// How many snapshots reached store `to` whole (verified and handed to its Raft).
+    pub fn snapshots_delivered_to(&self, to: u64) -> usize {
+        self.snapshot_transfers().iter().filter(|t| t.to == to && t.delivered).count()
     }
 
     pub fn shutdown(&self) {

@@ -1,7 +1,8 @@
 //! SPEC's scenario matrix: concurrent clients put and read their own keys (and a few
 //! shared ones) for three rounds while faults are injected; after each round every
 //! acknowledged put must be present exactly once and in order, and at the end the whole
-//! recorded history must be linearizable.
+//! recorded history must be linearizable. With a log GC limit (part C), the log must also
+//! stay within twice the limit once the cluster is quiet after each round.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Scenario {
     pub rounds: usize,
     pub round_duration: Duration,
     pub seed: u64,
+    /// Log GC on (part C): `raft_log_gc_count_limit`, checked after each round.
+    pub gc_limit: Option<u64>,
 }
 
 impl Scenario {
@@ -39,12 +42,14 @@ impl Scenario {
             partitions: false,
             rounds: 3,
             round_duration: Duration::from_secs(2),
-            seed: seed_from_env(),
+            seed: test_seed(),
+            gc_limit: None,
         }
     }
 }
 
-fn seed_from_env() -> u64 {
+/// `RAFTKV_TEST_SEED` if set, else a fresh seed from the clock (print it to replay).
+pub fn test_seed() -> u64 {
     std::env::var("RAFTKV_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -54,6 +59,9 @@ fn seed_from_env() -> u64 {
 }
 
 const SHARED_KEYS: u64 = 4;
+
+/// The leader's GC check interval when a scenario turns log GC on.
+const GC_TICK: Duration = Duration::from_millis(30);
 
 /// What one client has done to its own keys, carried across rounds.
 #[derive(Default, Clone)]
@@ -70,7 +78,12 @@ fn own_key(client: usize, n: u64) -> String {
 pub fn run_scenario(s: &Scenario) {
     crate::init_logging();
     eprintln!("scenario {:?}: seed {} (replay with RAFTKV_TEST_SEED={})", s.name, s.seed, s.seed);
-    let cluster = Arc::new(Cluster::new(s.stores, s.seed, |_| {}));
+    let cluster = Arc::new(Cluster::new(s.stores, s.seed, |cfg| {
+        if let Some(limit) = s.gc_limit {
+            cfg.raft_log_gc_count_limit = limit;
+            cfg.raft_log_gc_tick_interval = GC_TICK;
+        }
+    }));
     cluster.start_all();
     cluster.wait_leader(Duration::from_secs(10));
     if s.unreliable {
@@ -111,6 +124,10 @@ pub fn run_scenario(s: &Scenario) {
         }
         cluster.wait_leader(Duration::from_secs(15));
         check_round(&cluster, &logs, round, s);
+        if let Some(limit) = s.gc_limit {
+            // Awaited, not slept: quiet = every store applied the same index.
+            cluster.wait_log_bounded(limit, Duration::from_secs(3), Duration::from_secs(30));
+        }
     }
     let history = recorder.history();
     let result = linearizability::check(&history, Duration::from_secs(60));
@@ -122,11 +139,14 @@ pub fn run_scenario(s: &Scenario) {
         history.len()
     );
     let acked: usize = logs.iter().map(|l| l.puts.values().filter(|(_, a)| *a).count()).sum();
+    let snapshots = cluster.net.snapshot_transfers().iter().filter(|t| t.delivered).count();
     eprintln!(
-        "scenario {:?}: {} acknowledged puts, {} recorded operations, linearizable",
+        "scenario {:?}: {} acknowledged puts, {} recorded operations, linearizable; {} \
+         snapshots delivered",
         s.name,
         acked,
-        history.len()
+        history.len(),
+        snapshots
     );
     assert!(acked > 0, "scenario {:?} made no progress at all", s.name);
     cluster.shutdown();

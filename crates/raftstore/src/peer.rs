@@ -288,10 +288,11 @@ impl Peer {
 
     /// A leader proposes `CompactLog` once the log keeps more than `count_limit` applied
     /// entries or about `size_limit` bytes. Where it cuts, after TiKV:
-    /// - not past what a healthy follower (one being replicated to) still has to fetch, so
-    ///   a follower that lags a little catches up from the log, not through a snapshot;
-    /// - but a follower that is down, probed, or being sent a snapshot holds nothing, and no
-    ///   follower holds more than `count_limit` entries: past that it gets a snapshot;
+    /// - not past what a follower still has to fetch (its matched index), so a follower
+    ///   that lags a little, or that the leader is still probing after an election,
+    ///   catches up from the log rather than through a snapshot;
+    /// - but a follower being sent a snapshot holds nothing, and no follower holds more
+    ///   than `count_limit` entries: one that is down or far behind gets a snapshot;
     /// - over the size limit, everything applied goes.
     pub fn maybe_propose_compact(&mut self, count_limit: u64, size_limit: u64) {
         if !self.is_leader() {
@@ -305,18 +306,18 @@ impl Peer {
             return;
         }
         let status = self.raw.status();
-        let healthy_needs = status
+        let followers_need = status
             .progress
             .iter()
             .flatten()
-            .filter(|(id, p)| **id != self.store_id && p.state == ProgressState::Replicate)
+            .filter(|(id, p)| **id != self.store_id && p.state != ProgressState::Snapshot)
             .map(|(_, p)| p.matched)
             .min()
             .unwrap_or(applied);
         let compact_index = if over_size {
             applied
         } else {
-            healthy_needs.max(applied.saturating_sub(count_limit)).min(applied)
+            followers_need.max(applied.saturating_sub(count_limit)).min(applied)
         };
         if compact_index <= truncated {
             return;
