@@ -65,6 +65,29 @@ impl Snapshot {
         Ok(pairs)
     }
 
+    /// Visits the pairs of `cf` with keys in `[start, end)` in ascending order, one at a
+    /// time, without collecting them: memory stays at one pair however many there are.
+    /// Stops early when `visit` returns an error, and returns it.
+    pub fn for_each<E: From<crate::Error>>(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        mut visit: impl FnMut(&[u8], &[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<u64, E> {
+        let keyspace = self.engine.keyspace(cf)?;
+        if is_empty_scan(start, end, 1) {
+            return Ok(0);
+        }
+        let mut count = 0u64;
+        for guard in self.range(keyspace, start, end) {
+            let (key, value) = guard.into_inner().map_err(crate::Error::from)?;
+            visit(&key, &value)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// Like `scan`, keys only.
     pub fn scan_keys(
         &self,

@@ -13,6 +13,8 @@ pub struct PeerProgress {
     pub matched: u64,
     pub next_idx: u64,
     pub state: ProgressState,
+    /// In `Snapshot` state: the index of the snapshot being sent.
+    pub pending_snapshot: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +34,13 @@ impl Status {
             r.prs()
                 .iter()
                 .map(|(&id, p)| {
-                    (id, PeerProgress { matched: p.matched, next_idx: p.next_idx, state: p.state })
+                    let progress = PeerProgress {
+                        matched: p.matched,
+                        next_idx: p.next_idx,
+                        state: p.state,
+                        pending_snapshot: p.pending_snapshot,
+                    };
+                    (id, progress)
                 })
                 .collect()
         });

@@ -73,6 +73,9 @@ pub struct Peer {
 pub(crate) struct Install {
     pub key: SnapKey,
     pub meta: SnapshotMeta,
+    /// The file was checked against `meta` since it was last written (on receipt); a
+    /// restart checks it again before the region's old data goes.
+    pub verified: bool,
     pub region: Region,
     pub incarnations: BTreeMap<u64, u64>,
 }
@@ -291,8 +294,10 @@ impl Peer {
     /// - not past what a follower still has to fetch (its matched index), so a follower
     ///   that lags a little, or that the leader is still probing after an election,
     ///   catches up from the log rather than through a snapshot;
-    /// - but a follower being sent a snapshot holds nothing, and no follower holds more
-    ///   than `count_limit` entries: one that is down or far behind gets a snapshot;
+    /// - a follower being sent a snapshot continues from the log after the snapshot's index,
+    ///   and so does one a snapshot is being (or was just) generated for;
+    /// - but no follower holds more than `count_limit` entries: one that is down or far
+    ///   behind gets a snapshot;
     /// - over the size limit, everything applied goes.
     pub fn maybe_propose_compact(&mut self, count_limit: u64, size_limit: u64) {
         if !self.is_leader() {
@@ -306,19 +311,28 @@ impl Peer {
             return;
         }
         let status = self.raw.status();
+        // What each follower fetches next from the log: after its matched index, or after
+        // the snapshot it is being sent.
         let followers_need = status
             .progress
             .iter()
             .flatten()
-            .filter(|(id, p)| **id != self.store_id && p.state != ProgressState::Snapshot)
-            .map(|(_, p)| p.matched)
+            .filter(|(id, _)| **id != self.store_id)
+            .map(|(_, p)| match p.state {
+                ProgressState::Snapshot => p.pending_snapshot.max(p.matched),
+                _ => p.matched,
+            })
             .min()
             .unwrap_or(applied);
-        let compact_index = if over_size {
+        let mut compact_index = if over_size {
             applied
         } else {
             followers_need.max(applied.saturating_sub(count_limit)).min(applied)
         };
+        // A snapshot being made for a follower: it continues from the log after it.
+        if let Some(hold) = store.snap_context().mgr.gc_hold(self.region_id()) {
+            compact_index = compact_index.min(hold);
+        }
         if compact_index <= truncated {
             return;
         }
@@ -442,7 +456,7 @@ impl Peer {
         self.store_incarnations = data.store_incarnations.clone();
         self.meta_changed = true;
         tracing::info!(%key, "installing a snapshot");
-        Ok(Install { key, meta, region, incarnations: data.store_incarnations })
+        Ok(Install { key, meta, verified: true, region, incarnations: data.store_incarnations })
     }
 
     /// Before the raft write of a snapshot's Ready: kvdb records, durably, that the region
@@ -472,10 +486,10 @@ impl Peer {
 
     /// Hands the install to the region worker; the peer handles no Ready until it is done.
     pub(crate) fn start_applying(&mut self, install: Install) -> Result<()> {
-        let Install { key, meta, region, incarnations } = install;
+        let Install { key, meta, verified, region, incarnations } = install;
         self.applying_snapshot = Some(key);
         self.compacted_to = Some(key.index);
-        let task = RegionTask::Apply { key, meta, region, incarnations };
+        let task = RegionTask::Apply { key, meta, verified, region, incarnations };
         self.raw.store().snap_context().worker.send(task).map_err(|_| StoreError::Stopped)
     }
 

@@ -397,7 +397,7 @@ impl raft::Storage for PeerStorage {
                 // Taken here, on the raft thread between applies: kvdb holds exactly the
                 // state at `index` (data and apply state are written in one batch).
                 let kv = self.kv_engine.snapshot();
-                self.snap.mgr.start_generating(region_id);
+                self.snap.mgr.start_generating(region_id, index);
                 let task = RegionTask::Generate { region_id, kv, index, term };
                 if self.snap.worker.send(task).is_err() {
                     tracing::warn!(region_id, "region worker stopped: no snapshot generated");

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use engine::{CF_DEFAULT, DATA_CFS, Engine, WriteBatch};
 use prost::Message as _;
 use raft::eraftpb::{ConfState, Snapshot, SnapshotMetadata};
@@ -26,19 +25,22 @@ use crate::metrics;
 use crate::msg::StoreMsg;
 use crate::snap::{Generated, SnapFileReader, SnapFileWriter, SnapKey, SnapManager};
 
-/// Pairs read from kvdb per page while generating.
-const GENERATE_PAGE: usize = 1024;
 /// Keys deleted per write while clearing a region.
 const CLEAR_BATCH: usize = 4096;
-/// Bytes ingested per write while applying.
-const INGEST_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 pub(crate) enum RegionTask {
     /// Write a snapshot of the region as of `kv` (taken on the raft thread right after an
     /// apply, so it holds exactly the state at `index`).
     Generate { region_id: u64, kv: engine::Snapshot, index: u64, term: u64 },
     /// Install the received snapshot `key` into kvdb.
-    Apply { key: SnapKey, meta: SnapshotMeta, region: Region, incarnations: BTreeMap<u64, u64> },
+    /// `verified`: the file was checked against `meta` on receipt (else: check it first).
+    Apply {
+        key: SnapKey,
+        meta: SnapshotMeta,
+        verified: bool,
+        region: Region,
+        incarnations: BTreeMap<u64, u64>,
+    },
 }
 
 pub(crate) struct RegionWorker {
@@ -92,8 +94,8 @@ fn run(rx: &Receiver<RegionTask>, ctx: &Context) {
             RegionTask::Generate { region_id, kv, index, term } => {
                 generate(ctx, region_id, &kv, index, term)
             }
-            RegionTask::Apply { key, meta, region, incarnations } => {
-                apply(ctx, key, &meta, region, incarnations).inspect(|r| {
+            RegionTask::Apply { key, meta, verified, region, incarnations } => {
+                apply(ctx, key, (&meta, verified), region, incarnations).inspect(|r| {
                     if r.is_ok() {
                         let _ = ctx.store.send(StoreMsg::SnapshotApplied { key });
                     }
@@ -143,23 +145,21 @@ fn generate(
     let temp = ctx.mgr.temp_path(&key);
     let mut w = SnapFileWriter::create(&temp)?;
     let (start, end) = data_range(&region);
-    let mut pairs = 0u64;
+    let (mut pairs, mut crashed) = (0u64, false);
+    let mut pace = Pacer::new(&ctx.mgr);
     for (cf_id, cf) in DATA_CFS.iter().enumerate() {
-        let mut from = start.clone();
-        loop {
-            let page = kv.scan(cf, &from, Some(&end), GENERATE_PAGE)?;
-            for (k, v) in &page {
-                w.add(cf_id as u8, k, v)?;
-            }
-            pairs += page.len() as u64;
-            if pairs > 0 && ctx.failpoints.fire(points::SNAPSHOT_MID_GENERATE) {
-                return Ok(Err(Crashed));
-            }
-            let Some((last, _)) = page.last() else { break };
-            if page.len() < GENERATE_PAGE {
-                break;
-            }
-            from = next_key(last);
+        let written = kv.for_each(cf, &start, Some(&end), |k, v| {
+            w.add(cf_id as u8, k, v)?;
+            pace.add((k.len() + v.len()) as u64);
+            pairs += 1;
+            crashed = ctx.failpoints.fire(points::SNAPSHOT_MID_GENERATE);
+            // Ends the scan; told apart from a real failure by `crashed`.
+            if crashed { Err(StoreError::Stopped) } else { Ok(()) }
+        });
+        match written {
+            Err(_) if crashed => return Ok(Err(Crashed)),
+            Err(e) => return Err(e),
+            Ok(_) => {}
         }
     }
     // Not synced: a generated file is garbage after a restart anyway.
@@ -179,7 +179,7 @@ fn generate(
         data: data.encode_to_vec().into(),
         metadata: Some(SnapshotMetadata { conf_state: Some(conf_state), index, term }),
     };
-    ctx.mgr.finish_generating(Generated { key, snapshot });
+    ctx.mgr.finish_generating(Generated { key, snapshot, at: std::time::Instant::now() });
     metrics::SNAPSHOTS_GENERATED.inc();
     tracing::info!(
         %key, pairs, bytes = meta.size_bytes, ms = started.elapsed().as_millis() as u64,
@@ -188,23 +188,20 @@ fn generate(
     Ok(Ok(()))
 }
 
-fn next_key(key: &Bytes) -> Vec<u8> {
-    let mut k = key.to_vec();
-    k.push(0);
-    k
-}
-
 fn apply(
     ctx: &Context,
     key: SnapKey,
-    meta: &SnapshotMeta,
+    (meta, verified): (&SnapshotMeta, bool),
     region: Region,
     incarnations: BTreeMap<u64, u64>,
 ) -> Result<std::result::Result<(), Crashed>> {
     let started = std::time::Instant::now();
     let path = ctx.mgr.received_path(&key);
-    // Check the whole file before the region's old data goes.
-    crate::snap::verify(&path, meta)?;
+    // The whole file is checked before the region's old data goes: on receipt, or here
+    // when a restart finishes an install.
+    if !verified {
+        crate::snap::verify(&path, meta)?;
+    }
     let (start, end) = data_range(&region);
     for cf in DATA_CFS {
         loop {
@@ -224,31 +221,52 @@ fn apply(
     if ctx.failpoints.fire(points::SNAPSHOT_AFTER_CLEAR) {
         return Ok(Err(Crashed));
     }
+    // Each column family's pairs are sorted in the file: they go straight into new table
+    // files (no journal, no memtable), so memory stays flat whatever the snapshot's size.
     let mut reader = SnapFileReader::open(&path)?;
-    let mut wb = WriteBatch::new();
-    let (mut batch_bytes, mut pairs, mut bytes) = (0usize, 0u64, 0u64);
-    while let Some(p) = reader.next_pair()? {
-        let cf = DATA_CFS.get(p.cf as usize).ok_or_else(|| {
-            StoreError::Corrupt(format!("snapshot {key}: unknown column family id {}", p.cf))
+    let mut next = reader.next_pair()?;
+    let (mut pairs, mut bytes) = (0u64, 0u64);
+    let mut pace = Pacer::new(&ctx.mgr);
+    while let Some(first) = next.take() {
+        let cf_id = first.cf;
+        let cf = DATA_CFS.get(cf_id as usize).ok_or_else(|| {
+            StoreError::Corrupt(format!("snapshot {key}: unknown column family id {cf_id}"))
         })?;
-        if p.key.as_slice() < start.as_slice() || p.key.as_slice() >= end.as_slice() {
-            return Err(StoreError::Corrupt(format!("snapshot {key}: a key outside the region")));
-        }
-        batch_bytes += p.key.len() + p.value.len();
-        wb.put(cf, &p.key, &p.value);
-        pairs += 1;
-        if batch_bytes >= INGEST_BATCH_BYTES {
-            bytes += batch_bytes as u64;
-            ctx.kv.write(std::mem::take(&mut wb), false)?;
-            batch_bytes = 0;
-            if ctx.failpoints.fire(points::SNAPSHOT_MID_INGEST) {
-                return Ok(Err(Crashed));
+        let mut failed: Option<StoreError> = None;
+        let mut head = Some(first);
+        let section = std::iter::from_fn(|| {
+            let p = match head.take() {
+                Some(p) => p,
+                None => match reader.next_pair() {
+                    Ok(Some(p)) if p.cf == cf_id => p,
+                    Ok(other) => {
+                        next = other;
+                        return None;
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        return None;
+                    }
+                },
+            };
+            if p.key.as_slice() < start.as_slice() || p.key.as_slice() >= end.as_slice() {
+                failed =
+                    Some(StoreError::Corrupt(format!("snapshot {key}: a key outside the region")));
+                return None;
             }
+            bytes += (p.key.len() + p.value.len()) as u64;
+            pace.add((p.key.len() + p.value.len()) as u64);
+            Some((p.key, p.value))
+        });
+        pairs += ctx.kv.ingest_sorted(cf, section)?;
+        // Whatever was ingested before a failure stays invisible to users: the region is
+        // still Applying, and the restart clears it and ingests again.
+        if let Some(e) = failed {
+            return Err(e);
         }
-    }
-    bytes += batch_bytes as u64;
-    if !wb.is_empty() {
-        ctx.kv.write(wb, false)?;
+        if next.is_some() && ctx.failpoints.fire(points::SNAPSHOT_MID_INGEST) {
+            return Ok(Err(Crashed));
+        }
     }
     if ctx.failpoints.fire(points::SNAPSHOT_MID_INGEST)
         || ctx.failpoints.fire(points::SNAPSHOT_BEFORE_NORMAL)
@@ -263,10 +281,34 @@ fn apply(
     };
     wb.put_msg(CF_DEFAULT, &keys::region_state_key(key.region_id), &state);
     wb.delete(CF_DEFAULT, &keys::applying_snapshot_key(key.region_id));
-    // One fsync of the journal makes every ingest write above durable too.
+    // The ingested tables are durable already; this fsync covers the clearing deletes.
     ctx.kv.write(wb, true)?;
     crate::snap::remove_file(&path);
     metrics::SNAPSHOTS_APPLIED.inc();
     tracing::info!(%key, pairs, bytes, ms = started.elapsed().as_millis() as u64, "applied a snapshot");
     Ok(Ok(()))
+}
+
+/// Spreads a generation's or an install's disk writes over time within the store's
+/// snapshot I/O budget: a burst of a gigabyte would stall every fsync on the machine.
+struct Pacer<'a> {
+    mgr: &'a SnapManager,
+    owed: u64,
+}
+
+impl<'a> Pacer<'a> {
+    /// Bytes accounted at once.
+    const STEP: u64 = 1024 * 1024;
+
+    fn new(mgr: &'a SnapManager) -> Self {
+        Pacer { mgr, owed: 0 }
+    }
+
+    fn add(&mut self, bytes: u64) {
+        self.owed += bytes;
+        if self.owed >= Self::STEP {
+            self.mgr.throttle(self.owed);
+            self.owed = 0;
+        }
+    }
 }

@@ -782,5 +782,5 @@ fn recover_applying(
         engines.raft.write(wb, true)?;
     }
     let key = crate::snap::SnapKey { region_id: id, term, index };
-    Ok(Install { key, meta, region: region.clone(), incarnations })
+    Ok(Install { key, meta, verified: false, region: region.clone(), incarnations })
 }

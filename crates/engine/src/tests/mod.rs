@@ -4,6 +4,7 @@ mod batch_atomicity;
 mod corrupt_message;
 mod delete_range;
 mod durability;
+mod ingest;
 mod invalid_input;
 mod last_write_wins;
 mod put_get_delete;

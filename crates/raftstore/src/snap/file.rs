@@ -26,6 +26,10 @@ const END: u8 = 0xFF;
 const MAX_KEY_BYTES: u32 = u16::MAX as u32;
 const MAX_VALUE_BYTES: u32 = 256 * 1024 * 1024;
 const BUFFER_BYTES: usize = 256 * 1024;
+/// A snapshot file is synced every this many bytes as it is written: the disk takes the
+/// data at the pace it comes instead of a burst of writeback that would stall every
+/// fsync on the machine (the stores' raft logs) for a while.
+pub const BYTES_PER_SYNC: u64 = 4 * 1024 * 1024;
 
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> StoreError {
     StoreError::Corrupt(format!("snapshot file {}: {what}: {e}", path.display()))
@@ -36,6 +40,7 @@ pub struct SnapFileWriter {
     out: BufWriter<File>,
     hasher: crc32fast::Hasher,
     size: u64,
+    synced: u64,
     path: std::path::PathBuf,
 }
 
@@ -46,6 +51,7 @@ impl SnapFileWriter {
             out: BufWriter::with_capacity(BUFFER_BYTES, file),
             hasher: crc32fast::Hasher::new(),
             size: 0,
+            synced: 0,
             path: path.to_path_buf(),
         };
         w.put(MAGIC)?;
@@ -56,6 +62,11 @@ impl SnapFileWriter {
         self.out.write_all(bytes).map_err(|e| io_error(&self.path, "cannot write", e))?;
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
+        if self.size - self.synced >= BYTES_PER_SYNC {
+            self.out.flush().map_err(|e| io_error(&self.path, "cannot write", e))?;
+            self.out.get_ref().sync_data().map_err(|e| io_error(&self.path, "fsync", e))?;
+            self.synced = self.size;
+        }
         Ok(())
     }
 

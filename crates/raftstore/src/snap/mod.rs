@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use raft::eraftpb::Snapshot;
 
@@ -83,12 +84,18 @@ pub struct SnapConfig {
 pub(crate) struct Generated {
     pub key: SnapKey,
     pub snapshot: Snapshot,
+    pub at: Instant,
 }
 
 enum GenState {
-    Generating,
+    Generating { index: u64 },
     Ready(Generated),
 }
+
+/// How long log GC spares the entries after a freshly generated snapshot, so the follower
+/// it was made for can continue from the log once it is installed (until Raft starts
+/// sending it, nothing else marks that follower as needing them).
+const GC_HOLD: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 struct Files {
@@ -145,6 +152,12 @@ impl SnapManager {
         &self.dir
     }
 
+    /// Waits until `bytes` more of snapshot I/O fit the store's budget
+    /// (`snap_max_bytes_per_sec`, shared by generation, sends, receives and installs).
+    pub(crate) fn throttle(&self, bytes: u64) {
+        self.limiter.consume_blocking(bytes);
+    }
+
     pub(crate) fn generated_path(&self, key: &SnapKey) -> PathBuf {
         self.dir.join(key.file_name(GENERATED))
     }
@@ -195,7 +208,7 @@ impl SnapManager {
     pub(crate) fn lookup(&self, region_id: u64, min_index: u64) -> GenLookup {
         let Ok(files) = self.files.lock() else { return GenLookup::Generating };
         match files.generated.get(&region_id) {
-            Some(GenState::Generating) => GenLookup::Generating,
+            Some(GenState::Generating { .. }) => GenLookup::Generating,
             Some(GenState::Ready(g)) if g.key.index >= min_index => {
                 GenLookup::Ready(g.snapshot.clone())
             }
@@ -203,9 +216,20 @@ impl SnapManager {
         }
     }
 
-    pub(crate) fn start_generating(&self, region_id: u64) {
+    /// The log index after which log GC must keep the region's entries for a snapshot being
+    /// generated or just generated, if any.
+    pub(crate) fn gc_hold(&self, region_id: u64) -> Option<u64> {
+        let files = self.files.lock().ok()?;
+        match files.generated.get(&region_id)? {
+            GenState::Generating { index } => Some(*index),
+            GenState::Ready(g) if g.at.elapsed() < GC_HOLD => Some(g.key.index),
+            GenState::Ready(_) => None,
+        }
+    }
+
+    pub(crate) fn start_generating(&self, region_id: u64, index: u64) {
         if let Ok(mut files) = self.files.lock() {
-            let old = files.generated.insert(region_id, GenState::Generating);
+            let old = files.generated.insert(region_id, GenState::Generating { index });
             if let Some(GenState::Ready(old)) = old {
                 Self::retire(&mut files, &self.generated_path(&old.key), old.key);
             }
@@ -340,9 +364,10 @@ mod tests {
         let mgr = SnapManager::open(dir.path(), cfg()).expect("open");
         let old = SnapKey { region_id: 1, term: 2, index: 10 };
         std::fs::write(mgr.generated_path(&old), b"x").expect("write");
-        mgr.finish_generating(Generated { key: old, snapshot: Snapshot::default() });
+        let at = Instant::now();
+        mgr.finish_generating(Generated { key: old, snapshot: Snapshot::default(), at });
         let pin = mgr.pin(old).expect("current snapshot can be pinned");
-        mgr.start_generating(1);
+        mgr.start_generating(1, 11);
         assert!(mgr.pin(old).is_none(), "a replaced snapshot is not handed out again");
         assert!(mgr.generated_path(&old).exists(), "still being sent");
         drop(pin);

@@ -18,6 +18,7 @@ use prost::Message as _;
 use raftkv_proto::eraftpb::MessageType;
 use raftkv_proto::raft_serverpb::{RaftMessage, RaftSnapshotData, SnapshotMeta};
 
+use super::file::BYTES_PER_SYNC;
 use super::{Pin, Slot, SnapKey, SnapManager, remove_file, sync_dir};
 use crate::store::RejectedMessage;
 
@@ -167,6 +168,7 @@ pub struct IncomingSnapshot {
     file: File,
     hasher: crc32fast::Hasher,
     written: u64,
+    synced: u64,
     mgr: Arc<SnapManager>,
     deliver: Option<Deliver>,
     _slot: Slot,
@@ -191,6 +193,7 @@ impl IncomingSnapshot {
             file,
             hasher: crc32fast::Hasher::new(),
             written: 0,
+            synced: 0,
             mgr: mgr.clone(),
             deliver: Some(deliver),
             _slot: slot,
@@ -216,6 +219,10 @@ impl IncomingSnapshot {
         self.hasher.update(data);
         self.written += data.len() as u64;
         crate::metrics::SNAPSHOT_BYTES_RECEIVED.inc_by(data.len() as u64);
+        if self.written - self.synced >= BYTES_PER_SYNC {
+            self.file.sync_data().map_err(|e| SnapError::Transfer(format!("fsync: {e}")))?;
+            self.synced = self.written;
+        }
         Ok(())
     }
 
