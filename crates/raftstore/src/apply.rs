@@ -14,7 +14,7 @@ use crate::errors::{self, Result, StoreError};
 use crate::keys;
 use crate::metrics;
 use crate::msg::WriteCallback;
-use crate::peer::Peer;
+use crate::peer::{Compacted, Peer};
 
 /// Applies `entries` (committed, in order) and answers the proposals they settle.
 pub fn apply_committed(peer: &mut Peer, entries: Vec<Entry>) -> Result<()> {
@@ -142,8 +142,14 @@ fn apply_admin(
             let store = peer.raw.store_mut();
             // Every replica decides the same: compact only forward, only applied entries.
             if req.compact_index > store.truncated_index() && req.compact_index < e.index {
+                let first = store.truncated_index() + 1;
                 store.compact_to(req.compact_index, req.compact_term);
-                peer.compacted_to = Some(req.compact_index);
+                // Merged with an earlier compaction of this apply batch, if any.
+                let first = match peer.compacted {
+                    None => Some(first),
+                    Some(c) => c.first.map(|f| f.min(first)),
+                };
+                peer.compacted = Some(Compacted { first, last: req.compact_index });
             }
             Ok(())
         }

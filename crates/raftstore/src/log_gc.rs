@@ -13,9 +13,11 @@ use crate::msg::StoreMsg;
 /// Entries deleted per raftdb write.
 const BATCH: usize = 4096;
 
-/// Delete the log entries of `region_id` with index below `end`.
+/// Delete the log entries of `region_id` with index in `start..end`; with `start` unknown
+/// (`None`: at start-up, after a snapshot), every entry below `end`.
 pub struct GcTask {
     pub region_id: u64,
+    pub start: Option<u64>,
     pub end: u64,
 }
 
@@ -62,6 +64,21 @@ fn collect(raft: &Engine, kv: &Engine, task: &GcTask) -> engine::Result<()> {
     // The CompactLog's apply state was written unsynced; make it durable first, or a crash
     // could bring back an apply state that still needs the entries deleted here.
     kv.sync()?;
+    if let Some(start) = task.start {
+        // The entries are known: delete them by key, with no read (reading them back
+        // through the LSM cost as much as the deletes).
+        let mut index = start;
+        while index < task.end {
+            let upto = task.end.min(index + BATCH as u64);
+            let mut wb = WriteBatch::with_capacity((upto - index) as usize);
+            for i in index..upto {
+                wb.delete(CF_RAFT, &keys::raft_log_key(task.region_id, i));
+            }
+            raft.write(wb, false)?;
+            index = upto;
+        }
+        return Ok(());
+    }
     let end = keys::raft_log_key(task.region_id, task.end);
     let mut start = keys::raft_log_key(task.region_id, 0).to_vec();
     loop {
@@ -99,13 +116,17 @@ mod tests {
         wb.put(CF_RAFT, &keys::raft_state_key(1), b"state");
         raft.write(wb, true).expect("write");
 
-        collect(&raft, &kv, &GcTask { region_id: 1, end: 5_001 }).expect("gc");
-
-        let start = keys::raft_log_key(1, 0);
-        let end = keys::raft_log_key(1, u64::MAX);
-        let left = raft.scan_keys(CF_RAFT, &start, Some(&end), usize::MAX).expect("scan");
-        assert_eq!(left.len(), 5_000);
-        assert_eq!(keys::raft_log_index(&left[0]), Some(5_001));
+        let left = |raft: &Engine| {
+            let (start, end) = (keys::raft_log_key(1, 0), keys::raft_log_key(1, u64::MAX));
+            raft.scan_keys(CF_RAFT, &start, Some(&end), usize::MAX).expect("scan")
+        };
+        // Known range (a CompactLog): by key, no scan.
+        collect(&raft, &kv, &GcTask { region_id: 1, start: Some(1), end: 2_001 }).expect("gc");
+        assert_eq!(keys::raft_log_index(&left(&raft)[0]), Some(2_001));
+        // Unknown start (start-up): whatever is left below the end.
+        collect(&raft, &kv, &GcTask { region_id: 1, start: None, end: 5_001 }).expect("gc");
+        assert_eq!(left(&raft).len(), 5_000);
+        assert_eq!(keys::raft_log_index(&left(&raft)[0]), Some(5_001));
         assert!(raft.get(CF_RAFT, &keys::raft_log_key(2, 3)).expect("get").is_some());
         assert!(raft.get(CF_RAFT, &keys::raft_state_key(1)).expect("get").is_some());
     }

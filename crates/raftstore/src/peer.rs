@@ -60,13 +60,22 @@ pub struct Peer {
     record_own_incarnation: bool,
     /// Set by apply when the region or the recorded incarnations changed.
     pub(crate) meta_changed: bool,
-    /// Set by apply when a CompactLog moved the truncated index: delete the log below it.
-    pub(crate) compacted_to: Option<u64>,
+    /// Set by apply when a CompactLog (or a snapshot) moved the truncated index: the log
+    /// entries up to it are to be deleted.
+    pub(crate) compacted: Option<Compacted>,
     /// A snapshot whose Ready is being handled, to hand to the region worker after its
     /// raft write.
     snapshot_to_apply: Option<Install>,
     /// The region worker is installing this snapshot: no Ready, no tick until it is done.
     applying_snapshot: Option<SnapKey>,
+}
+
+/// Log entries that became garbage: `first..=last`, or everything up to `last` when
+/// `first` is unknown.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Compacted {
+    pub first: Option<u64>,
+    pub last: u64,
 }
 
 /// A received snapshot being installed: what the region worker needs.
@@ -118,7 +127,7 @@ impl Peer {
             recording: HashSet::new(),
             record_own_incarnation: false,
             meta_changed: false,
-            compacted_to: None,
+            compacted: None,
             snapshot_to_apply: None,
             applying_snapshot: None,
         })
@@ -488,7 +497,8 @@ impl Peer {
     pub(crate) fn start_applying(&mut self, install: Install) -> Result<()> {
         let Install { key, meta, verified, region, incarnations } = install;
         self.applying_snapshot = Some(key);
-        self.compacted_to = Some(key.index);
+        // Which entries the replaced log held is not known here: the worker looks.
+        self.compacted = Some(Compacted { first: None, last: key.index });
         let task = RegionTask::Apply { key, meta, verified, region, incarnations };
         self.raw.store().snap_context().worker.send(task).map_err(|_| StoreError::Stopped)
     }

@@ -218,7 +218,11 @@ impl Store {
         // Entries a crash left behind below the truncated index are garbage.
         for peer in worker.peers.values() {
             let truncated = peer.raw.store().truncated_index();
-            log_gc.schedule(GcTask { region_id: peer.region_id(), end: truncated + 1 });
+            log_gc.schedule(GcTask {
+                region_id: peer.region_id(),
+                start: None,
+                end: truncated + 1,
+            });
         }
         let mut worker = worker;
         worker.log_gc = Some(log_gc);
@@ -675,10 +679,10 @@ impl StoreLoop {
         for (region_id, rd) in readies {
             let Some(peer) = self.peers.get_mut(&region_id) else { continue };
             let meta_changed = peer.apply_and_advance(rd)?;
-            if let (Some(index), Some(gc)) = (peer.compacted_to.take(), &self.log_gc) {
+            if let (Some(c), Some(gc)) = (peer.compacted.take(), &self.log_gc) {
                 // The apply state recording the compaction is written (not yet synced):
                 // the worker syncs it before deleting anything.
-                gc.schedule(GcTask { region_id, end: index + 1 });
+                gc.schedule(GcTask { region_id, start: c.first, end: c.last + 1 });
             }
             if meta_changed {
                 if let Ok(mut regions) = self.shared.regions.write() {
