@@ -39,6 +39,7 @@ mod snap;
 mod status;
 mod store;
 mod transport;
+mod worker;
 
 pub use crate::apply::cf_name;
 pub use crate::bootstrap::FIRST_REGION_ID;

@@ -3,12 +3,12 @@
 //! durable (a log entry never disappears before a durable `CompactLog` covers it).
 
 use std::sync::mpsc::{Receiver, Sender};
-use std::thread::JoinHandle;
 
 use engine::{CF_RAFT, Engine, WriteBatch};
 
 use crate::keys;
 use crate::msg::StoreMsg;
+use crate::worker::Worker;
 
 /// Entries deleted per raftdb write.
 const BATCH: usize = 4096;
@@ -21,34 +21,9 @@ pub struct GcTask {
     pub end: u64,
 }
 
-pub struct LogGcWorker {
-    tx: Sender<GcTask>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl LogGcWorker {
-    /// Starts the worker; a disk failure is reported to the store through `fatal`.
-    pub fn start(raft: Engine, kv: Engine, fatal: Sender<StoreMsg>) -> std::io::Result<Self> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name("raftlog-gc".into())
-            .spawn(move || run(&rx, &raft, &kv, &fatal))?;
-        Ok(LogGcWorker { tx, handle: Some(handle) })
-    }
-
-    pub fn schedule(&self, task: GcTask) {
-        let _ = self.tx.send(task);
-    }
-}
-
-impl Drop for LogGcWorker {
-    fn drop(&mut self) {
-        let (tx, _) = std::sync::mpsc::channel();
-        drop(std::mem::replace(&mut self.tx, tx));
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
+/// Starts the worker; a disk failure is reported to the store through `fatal`.
+pub fn start(raft: Engine, kv: Engine, fatal: Sender<StoreMsg>) -> std::io::Result<Worker<GcTask>> {
+    Worker::start("raftlog-gc", move |rx| run(&rx, &raft, &kv, &fatal))
 }
 
 fn run(rx: &Receiver<GcTask>, raft: &Engine, kv: &Engine, fatal: &Sender<StoreMsg>) {

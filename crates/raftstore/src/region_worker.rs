@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
-use std::thread::JoinHandle;
 
 use engine::{CF_DEFAULT, DATA_CFS, Engine, WriteBatch};
 use prost::Message as _;
@@ -24,6 +23,7 @@ use crate::keys;
 use crate::metrics;
 use crate::msg::StoreMsg;
 use crate::snap::{Generated, SnapFileReader, SnapFileWriter, SnapKey, SnapManager};
+use crate::worker::Worker;
 
 /// Keys deleted per write while clearing a region.
 const CLEAR_BATCH: usize = 4096;
@@ -43,11 +43,6 @@ pub(crate) enum RegionTask {
     },
 }
 
-pub(crate) struct RegionWorker {
-    tx: Sender<RegionTask>,
-    handle: Option<JoinHandle<()>>,
-}
-
 struct Context {
     kv: Engine,
     mgr: Arc<SnapManager>,
@@ -58,34 +53,15 @@ struct Context {
 /// A failpoint fired: the store is being killed, the task stops where it is.
 struct Crashed;
 
-impl RegionWorker {
-    pub fn start(
-        kv: Engine,
-        mgr: Arc<SnapManager>,
-        store: Sender<StoreMsg>,
-        failpoints: FailPoints,
-    ) -> std::io::Result<Self> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let ctx = Context { kv, mgr, store, failpoints };
-        let handle = std::thread::Builder::new()
-            .name("region-worker".into())
-            .spawn(move || run(&rx, &ctx))?;
-        Ok(RegionWorker { tx, handle: Some(handle) })
-    }
-
-    pub fn sender(&self) -> Sender<RegionTask> {
-        self.tx.clone()
-    }
-}
-
-impl Drop for RegionWorker {
-    fn drop(&mut self) {
-        let (tx, _) = std::sync::mpsc::channel();
-        drop(std::mem::replace(&mut self.tx, tx));
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
+/// Starts the region worker; a failure is reported to the store through `store`.
+pub(crate) fn start(
+    kv: Engine,
+    mgr: Arc<SnapManager>,
+    store: Sender<StoreMsg>,
+    failpoints: FailPoints,
+) -> std::io::Result<Worker<RegionTask>> {
+    let ctx = Context { kv, mgr, store, failpoints };
+    Worker::start("region-worker", move |rx| run(&rx, &ctx))
 }
 
 fn run(rx: &Receiver<RegionTask>, ctx: &Context) {

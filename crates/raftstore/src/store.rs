@@ -28,15 +28,16 @@ use crate::config::StoreConfig;
 use crate::errors::{self, Result, StoreError};
 use crate::failpoints::{FailPoints, points};
 use crate::keys;
-use crate::log_gc::{GcTask, LogGcWorker};
+use crate::log_gc::{self, GcTask};
 use crate::metrics;
 use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
 use crate::peer::{Incarnations, Install, Peer, PeerLimits};
 use crate::peer_storage::{PeerStorage, SnapContext};
-use crate::region_worker::RegionWorker;
+use crate::region_worker::{self, RegionTask};
 use crate::snap::{IncomingSnapshot, OutgoingSnapshot, SnapError, SnapManager};
 use crate::status::StoreStatus;
 use crate::transport::Transport;
+use crate::worker::Worker;
 
 /// Messages drained per loop before the Readies are handled: bounds a loop's latency.
 const MAX_MSGS_PER_LOOP: usize = 4096;
@@ -115,7 +116,7 @@ impl Store {
         };
         let (tx, rx) = std::sync::mpsc::channel();
         let snap_mgr = SnapManager::open(&cfg.data_dir.join("snap"), cfg.snap.clone())?;
-        let region_worker = RegionWorker::start(
+        let region_worker = region_worker::start(
             engines.kv.clone(),
             snap_mgr.clone(),
             tx.clone(),
@@ -206,7 +207,7 @@ impl Store {
             failpoints: cfg.failpoints.clone(),
             _region_worker: region_worker,
         };
-        let log_gc = LogGcWorker::start(
+        let log_gc = log_gc::start(
             worker.engines.raft.clone(),
             worker.engines.kv.clone(),
             shared.tx.clone(),
@@ -474,7 +475,7 @@ struct StoreLoop {
     shutdown_deadline: Option<Instant>,
     killed: bool,
     fatal: Option<String>,
-    log_gc: Option<LogGcWorker>,
+    log_gc: Option<Worker<GcTask>>,
     gc_interval: Duration,
     next_gc_check: Instant,
     gc_count_limit: u64,
@@ -482,7 +483,7 @@ struct StoreLoop {
     failpoints: FailPoints,
     /// Declared after `peers`: dropped (and joined) once the peers, which hold senders to
     /// it, are gone.
-    _region_worker: RegionWorker,
+    _region_worker: Worker<RegionTask>,
 }
 
 impl StoreLoop {
