@@ -66,6 +66,7 @@ impl SnapFileWriter {
             self.out.flush().map_err(|e| io_error(&self.path, "cannot write", e))?;
             self.out.get_ref().sync_data().map_err(|e| io_error(&self.path, "fsync", e))?;
             self.synced = self.size;
+            super::drop_cached(self.out.get_ref(), self.synced);
         }
         Ok(())
     }

@@ -130,6 +130,7 @@ impl OutgoingSnapshot {
             .read_exact(&mut chunk)
             .map_err(|e| SnapError::Transfer(format!("read {}: {e}", self.key)))?;
         self.remaining -= len as u64;
+        super::drop_cached(&self.file, self.size - self.remaining);
         self.mgr.limiter.consume_blocking(len as u64);
         crate::metrics::SNAPSHOT_BYTES_SENT.inc_by(len as u64);
         Ok(Some(chunk))
@@ -222,6 +223,7 @@ impl IncomingSnapshot {
         if self.written - self.synced >= BYTES_PER_SYNC {
             self.file.sync_data().map_err(|e| SnapError::Transfer(format!("fsync: {e}")))?;
             self.synced = self.written;
+            super::drop_cached(&self.file, self.synced);
         }
         Ok(())
     }
