@@ -1,8 +1,10 @@
 //! Opening a store's data directory: the lock, the format marker, the two engines, and the
-//! store's identity — written at the first start, checked at every later one.
+//! store's identity — written at the first start, checked at every later one — and what a
+//! start finds of its regions, including a snapshot install a crash cut short.
 //!
 //! Layout: `DIR/LOCK`, `DIR/FORMAT`, `DIR/raftdb`, `DIR/kvdb`.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
@@ -12,12 +14,14 @@ use engine::{CF_DEFAULT, CF_RAFT, DATA_CFS, Engine, WriteBatch};
 use raft::eraftpb::HardState;
 use raftkv_proto::metapb::{Peer, Region, RegionEpoch};
 use raftkv_proto::raft_serverpb::{
-    PeerState, RaftApplyState, RaftLocalState, RaftTruncatedState, RegionLocalState, StoreIdent,
+    ApplyingSnapshotState, PeerState, RaftApplyState, RaftLocalState, RaftTruncatedState,
+    RegionLocalState, StoreIdent,
 };
 
 use crate::config::StoreConfig;
 use crate::errors::{Result, StoreError};
 use crate::keys;
+use crate::peer::Install;
 use crate::peer_storage::{RAFT_INIT_LOG_INDEX, RAFT_INIT_LOG_TERM};
 
 const FORMAT: &str = "raftkv-store-format 1\n";
@@ -160,6 +164,45 @@ pub fn load_regions(engines: &Engines) -> Result<Vec<RegionLocalState>> {
         PeerState::Normal | PeerState::Applying => Ok(vec![state]),
         other => Err(StoreError::Corrupt(format!("region 1 is in state {other:?}"))),
     }
+}
+
+/// A region found `Applying` at start: a snapshot install was cut short. Puts raftdb in the
+/// state the install's raft write gives (if that write did not land) and returns what the
+/// region worker needs to redo the install from the received file.
+pub(crate) fn recover_applying(
+    engines: &Engines,
+    region: &Region,
+    incarnations: BTreeMap<u64, u64>,
+) -> Result<Install> {
+    let id = region.id;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("region {id} is Applying but {what}"));
+    let pending: ApplyingSnapshotState = engines
+        .kv
+        .get_msg(CF_DEFAULT, &keys::applying_snapshot_key(id))?
+        .ok_or_else(|| corrupt("its snapshot state is missing"))?;
+    let target = pending.raft_state.ok_or_else(|| corrupt("it has no raft state"))?;
+    let meta = pending.meta.clone().ok_or_else(|| corrupt("it has no snapshot meta"))?;
+    let (index, term) = (pending.snapshot_index, pending.snapshot_term);
+    let current: RaftLocalState = engines
+        .raft
+        .get_msg(CF_RAFT, &keys::raft_state_key(id))?
+        .ok_or_else(|| corrupt("its raft state is missing"))?;
+    if current != target {
+        // The raft write never landed: raftdb still holds the log the snapshot replaces.
+        // Install the snapshot's raft state without that Ready's entries (they were never
+        // durable, so never acknowledged); term and vote from it are safe to keep.
+        let mut hs = target.hard_state.unwrap_or_default();
+        hs.commit = index;
+        let state = RaftLocalState { hard_state: Some(hs), last_index: index, last_term: term };
+        let mut wb = WriteBatch::new();
+        for stale in index + 1..=current.last_index {
+            wb.delete(CF_RAFT, &keys::raft_log_key(id, stale));
+        }
+        wb.put_msg(CF_RAFT, &keys::raft_state_key(id), &state);
+        engines.raft.write(wb, true)?;
+    }
+    let key = crate::snap::SnapKey { region_id: id, term, index };
+    Ok(Install { key, meta, verified: false, region: region.clone(), incarnations })
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 //! - `apply.rs`: committed entries into kvdb, atomically with `applied_index`.
 //! - `read.rs`: batched ReadIndex reads; `region_snapshot.rs`: what a read gets.
 //! - `peer_storage.rs`: `raft::Storage` over raftdb/kvdb; `keys.rs`: the key layout.
-//! - `bootstrap.rs`: data dir lock, format marker, store identity, first-region bootstrap.
+//! - `bootstrap.rs`: data dir lock, format marker, store identity, first-region bootstrap,
+//!   recovery of a snapshot install a crash cut short.
 //! - `log_gc.rs`: the raftlog-gc worker (physical deletion of compacted entries).
 //! - `snap/`: snapshot files, their format, transfer ends and limits;
 //!   `region_worker.rs`: snapshot generation and install off the raft thread.

@@ -19,19 +19,16 @@ use raft::{Config as RaftConfig, ProgressState};
 use raftkv_proto::eraftpb::MessageType;
 use raftkv_proto::errorpb;
 use raftkv_proto::metapb::Region;
-use raftkv_proto::raft_serverpb::{
-    ApplyingSnapshotState, PeerState, RaftLocalState, RaftMessage, StoreIdent,
-};
+use raftkv_proto::raft_serverpb::{PeerState, RaftMessage, StoreIdent};
 
 use crate::bootstrap::{self, DirLock, Engines};
 use crate::config::StoreConfig;
 use crate::errors::{self, Result, StoreError};
 use crate::failpoints::{FailPoints, points};
-use crate::keys;
 use crate::log_gc::{self, GcTask};
 use crate::metrics;
 use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
-use crate::peer::{Incarnations, Install, Peer, PeerLimits};
+use crate::peer::{Incarnations, Peer, PeerLimits};
 use crate::peer_storage::{PeerStorage, SnapContext};
 use crate::region_worker::{self, RegionTask};
 use crate::snap::{IncomingSnapshot, OutgoingSnapshot, SnapError, SnapManager};
@@ -122,10 +119,7 @@ impl Store {
             tx.clone(),
             cfg.failpoints.clone(),
         )
-        .map_err(|e| StoreError::DataDir {
-            path: "-".into(),
-            message: format!("cannot spawn: {e}"),
-        })?;
+        .map_err(spawn_error)?;
         let snap_ctx = SnapContext { mgr: snap_mgr.clone(), worker: region_worker.sender() };
         let mut peers = HashMap::new();
         let mut regions = HashMap::new();
@@ -136,7 +130,7 @@ impl Store {
             let applying = state.state() == PeerState::Applying;
             let region = state.region.unwrap_or_default();
             let install = if applying {
-                Some(recover_applying(&engines, &region, recorded.clone())?)
+                Some(bootstrap::recover_applying(&engines, &region, recorded.clone())?)
             } else {
                 None
             };
@@ -212,10 +206,7 @@ impl Store {
             worker.engines.kv.clone(),
             shared.tx.clone(),
         )
-        .map_err(|e| StoreError::DataDir {
-            path: "-".into(),
-            message: format!("cannot spawn: {e}"),
-        })?;
+        .map_err(spawn_error)?;
         // Entries a crash left behind below the truncated index are garbage.
         for peer in worker.peers.values() {
             let truncated = peer.raw.store().truncated_index();
@@ -751,41 +742,6 @@ impl StoreLoop {
     }
 }
 
-/// A region found `Applying` at start: a snapshot install was cut short. Puts raftdb in the
-/// state the install's raft write gives (if that write did not land) and returns what the
-/// region worker needs to redo the install from the received file.
-fn recover_applying(
-    engines: &Engines,
-    region: &Region,
-    incarnations: BTreeMap<u64, u64>,
-) -> Result<Install> {
-    let id = region.id;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("region {id} is Applying but {what}"));
-    let pending: ApplyingSnapshotState = engines
-        .kv
-        .get_msg(engine::CF_DEFAULT, &keys::applying_snapshot_key(id))?
-        .ok_or_else(|| corrupt("its snapshot state is missing"))?;
-    let target = pending.raft_state.ok_or_else(|| corrupt("it has no raft state"))?;
-    let meta = pending.meta.clone().ok_or_else(|| corrupt("it has no snapshot meta"))?;
-    let (index, term) = (pending.snapshot_index, pending.snapshot_term);
-    let current: RaftLocalState = engines
-        .raft
-        .get_msg(engine::CF_RAFT, &keys::raft_state_key(id))?
-        .ok_or_else(|| corrupt("its raft state is missing"))?;
-    if current != target {
-        // The raft write never landed: raftdb still holds the log the snapshot replaces.
-        // Install the snapshot's raft state without that Ready's entries (they were never
-        // durable, so never acknowledged); term and vote from it are safe to keep.
-        let mut hs = target.hard_state.unwrap_or_default();
-        hs.commit = index;
-        let state = RaftLocalState { hard_state: Some(hs), last_index: index, last_term: term };
-        let mut wb = WriteBatch::new();
-        for stale in index + 1..=current.last_index {
-            wb.delete(engine::CF_RAFT, &keys::raft_log_key(id, stale));
-        }
-        wb.put_msg(engine::CF_RAFT, &keys::raft_state_key(id), &state);
-        engines.raft.write(wb, true)?;
-    }
-    let key = crate::snap::SnapKey { region_id: id, term, index };
-    Ok(Install { key, meta, verified: false, region: region.clone(), incarnations })
+fn spawn_error(e: std::io::Error) -> StoreError {
+    StoreError::DataDir { path: "-".into(), message: format!("cannot spawn a thread: {e}") }
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use raft::eraftpb::Snapshot;
 
 pub use self::file::{SnapFileReader, SnapFileWriter, verify};
-pub use self::limiter::RateLimiter;
+use self::limiter::RateLimiter;
 pub use self::transfer::{IncomingSnapshot, OutgoingSnapshot, SnapError};
 use crate::errors::{Result, StoreError};
 

@@ -201,10 +201,6 @@ impl IncomingSnapshot {
         })
     }
 
-    pub fn key(&self) -> SnapKey {
-        self.key
-    }
-
     /// Appends a chunk, waiting for the rate limit.
     pub fn write(&mut self, data: &[u8]) -> Result<(), SnapError> {
         if self.written + data.len() as u64 > self.meta.size_bytes {
