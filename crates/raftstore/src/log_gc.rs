@@ -2,11 +2,12 @@
 //! background and in bounded batches, once the apply state that records the compaction is
 //! durable (a log entry never disappears before a durable `CompactLog` covers it).
 
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 
 use engine::{CF_RAFT, Engine, WriteBatch};
 
 use crate::keys;
+use crate::mailbox::Mailbox;
 use crate::msg::StoreMsg;
 use crate::worker::Worker;
 
@@ -22,11 +23,11 @@ pub struct GcTask {
 }
 
 /// Starts the worker; a disk failure is reported to the store through `fatal`.
-pub fn start(raft: Engine, kv: Engine, fatal: Sender<StoreMsg>) -> std::io::Result<Worker<GcTask>> {
+pub fn start(raft: Engine, kv: Engine, fatal: Mailbox) -> std::io::Result<Worker<GcTask>> {
     Worker::start("raftlog-gc", move |rx| run(&rx, &raft, &kv, &fatal))
 }
 
-fn run(rx: &Receiver<GcTask>, raft: &Engine, kv: &Engine, fatal: &Sender<StoreMsg>) {
+fn run(rx: &Receiver<GcTask>, raft: &Engine, kv: &Engine, fatal: &Mailbox) {
     while let Ok(task) = rx.recv() {
         if let Err(e) = collect(raft, kv, &task) {
             let _ = fatal.send(StoreMsg::Fatal(format!("raft log GC failed: {e}")));

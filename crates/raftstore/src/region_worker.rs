@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 
 use engine::{CF_DEFAULT, DATA_CFS, Engine, WriteBatch};
 use prost::Message as _;
@@ -20,6 +20,7 @@ use raftkv_proto::raft_serverpb::{
 use crate::errors::{Result, StoreError};
 use crate::failpoints::{FailPoints, points};
 use crate::keys;
+use crate::mailbox::Mailbox;
 use crate::metrics;
 use crate::msg::StoreMsg;
 use crate::snap::{Generated, SnapFileReader, SnapFileWriter, SnapKey, SnapManager};
@@ -46,7 +47,7 @@ pub(crate) enum RegionTask {
 struct Context {
     kv: Engine,
     mgr: Arc<SnapManager>,
-    store: Sender<StoreMsg>,
+    store: Mailbox,
     failpoints: FailPoints,
 }
 
@@ -57,7 +58,7 @@ struct Crashed;
 pub(crate) fn start(
     kv: Engine,
     mgr: Arc<SnapManager>,
-    store: Sender<StoreMsg>,
+    store: Mailbox,
     failpoints: FailPoints,
 ) -> std::io::Result<Worker<RegionTask>> {
     let ctx = Context { kv, mgr, store, failpoints };

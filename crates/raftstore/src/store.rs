@@ -5,12 +5,17 @@
 //! ReadIndex round per peer for the reads that arrived; then for every peer with a Ready:
 //! send what may leave at once, stage entries and hard state into ONE raft write batch,
 //! write it with ONE fsync (group commit), then send acknowledgements, apply and serve reads.
+//!
+//! The loop runs on its own thread (`Store::start`) or as a task on the caller's async
+//! runtime (`StoreRunner::run`), where it does its work, fsync included, on the worker
+//! thread that polls it: a request, its append, the acknowledgement and the answer then
+//! pass between tasks of one thread instead of waking other threads, which on a small box
+//! is where the time of a write goes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,6 +31,7 @@ use crate::config::StoreConfig;
 use crate::errors::{self, Result, StoreError};
 use crate::failpoints::{FailPoints, points};
 use crate::log_gc::{self, GcTask};
+use crate::mailbox::Mailbox;
 use crate::metrics;
 use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
 use crate::peer::{Incarnations, Peer, PeerLimits};
@@ -35,6 +41,7 @@ use crate::snap::{IncomingSnapshot, OutgoingSnapshot, SnapError, SnapManager};
 use crate::status::StoreStatus;
 use crate::transport::Transport;
 use crate::worker::Worker;
+use tokio::sync::Notify;
 
 /// Messages drained per loop before the Readies are handled: bounds a loop's latency.
 const MAX_MSGS_PER_LOOP: usize = 4096;
@@ -68,7 +75,7 @@ pub enum RejectedMessage {
 struct Shared {
     store_id: u64,
     cluster_id: u64,
-    tx: Sender<StoreMsg>,
+    tx: Mailbox,
     pending_commands: AtomicUsize,
     pending_raft: AtomicUsize,
     max_pending_commands: usize,
@@ -78,7 +85,10 @@ struct Shared {
     incarnations: RwLock<HashMap<u64, BTreeMap<u64, u64>>>,
     status: Mutex<StoreStatus>,
     stopped: AtomicBool,
-    worker: Mutex<Option<JoinHandle<Result<()>>>>,
+    /// How the raft worker ended: set once it is gone (its engines closed, its lock
+    /// released); taken by the first `join`.
+    exit: Mutex<Option<Result<()>>>,
+    exited: Condvar,
     snap_mgr: Arc<SnapManager>,
 }
 
@@ -90,9 +100,26 @@ pub struct StoreHandle {
 
 pub struct Store;
 
+/// An opened store whose raft worker has not started yet: run it on a thread or a task.
+pub struct StoreRunner {
+    worker: StoreLoop,
+}
+
 impl Store {
-    /// Opens (or bootstraps) the store in `cfg.data_dir` and starts its raft worker.
+    /// Opens (or bootstraps) the store in `cfg.data_dir` and starts its raft worker on a
+    /// thread of its own.
     pub fn start(cfg: StoreConfig, transport: Arc<dyn Transport>) -> Result<StoreHandle> {
+        let (handle, runner) = Store::open(cfg, transport)?;
+        runner.spawn_thread()?;
+        Ok(handle)
+    }
+
+    /// Opens (or bootstraps) the store in `cfg.data_dir`; nothing runs until the runner is
+    /// started. Blocking: reads (and may replay) the data dir.
+    pub fn open(
+        cfg: StoreConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<(StoreHandle, StoreRunner)> {
         let (engines, lock) = bootstrap::open_engines(&cfg.data_dir)?;
         let ident = bootstrap::load_or_bootstrap(&cfg, &engines)?;
         let raft_cfg = RaftConfig {
@@ -111,7 +138,7 @@ impl Store {
             skip_bcast_commit: true,
             ..Default::default()
         };
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx, wake) = Mailbox::new();
         let snap_mgr = SnapManager::open(&cfg.data_dir.join("snap"), cfg.snap.clone())?;
         let region_worker = region_worker::start(
             engines.kv.clone(),
@@ -176,7 +203,8 @@ impl Store {
                 ..Default::default()
             }),
             stopped: AtomicBool::new(false),
-            worker: Mutex::new(None),
+            exit: Mutex::new(None),
+            exited: Condvar::new(),
             snap_mgr,
         });
         let worker = StoreLoop {
@@ -187,6 +215,7 @@ impl Store {
             _ident: ident,
             transport,
             rx,
+            wake,
             shared: shared.clone(),
             peers,
             next_tick: Instant::now() + cfg.base_tick,
@@ -218,25 +247,69 @@ impl Store {
         }
         let mut worker = worker;
         worker.log_gc = Some(log_gc);
-        let thread_shared = shared.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("raftstore-{}", cfg.store_id))
+        Ok((StoreHandle { shared }, StoreRunner { worker }))
+    }
+}
+
+impl StoreRunner {
+    /// Runs the raft worker on a thread of its own.
+    pub fn spawn_thread(self) -> Result<()> {
+        let StoreRunner { worker } = self;
+        let exit = ExitGuard::new(worker.shared.clone());
+        std::thread::Builder::new()
+            .name(format!("raftstore-{}", worker.shared.store_id))
             .spawn(move || {
-                let result = worker.run();
-                if let Err(e) = &result {
-                    tracing::error!(store_id = thread_shared.store_id, "store stopped: {e}");
-                }
-                thread_shared.stopped.store(true, Ordering::SeqCst);
-                result
+                // `run_blocking` consumes the loop: everything it owns is dropped on return.
+                let result = worker.run_blocking();
+                exit.finish(result);
             })
-            .map_err(|e| StoreError::DataDir {
-                path: "-".into(),
-                message: format!("cannot spawn: {e}"),
-            })?;
-        if let Ok(mut w) = shared.worker.lock() {
-            *w = Some(handle);
+            .map(drop)
+            .map_err(spawn_error)
+    }
+
+    /// Runs the raft worker as a task of the calling async runtime, until it stops.
+    pub async fn run(self) {
+        let StoreRunner { mut worker } = self;
+        let exit = ExitGuard::new(worker.shared.clone());
+        let result = worker.run_async().await;
+        // Dropping the loop joins its worker threads and closes the engines.
+        let dropped = tokio::task::spawn_blocking(move || drop(worker)).await;
+        exit.finish(result.and(dropped.map_err(|e| StoreError::Corrupt(e.to_string()))));
+    }
+}
+
+/// Publishes how the raft worker ended, for `join`; a worker that panicked publishes so
+/// by being dropped unfinished.
+struct ExitGuard {
+    shared: Arc<Shared>,
+    result: Option<Result<()>>,
+}
+
+impl ExitGuard {
+    fn new(shared: Arc<Shared>) -> Self {
+        ExitGuard { shared, result: None }
+    }
+
+    fn finish(mut self, result: Result<()>) {
+        self.result = Some(result);
+    }
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let result = self
+            .result
+            .take()
+            .unwrap_or_else(|| Err(StoreError::Corrupt("raft worker panicked".into())));
+        if let Err(e) = &result {
+            tracing::error!(store_id = shared.store_id, "store stopped: {e}");
         }
-        Ok(StoreHandle { shared })
+        shared.stopped.store(true, Ordering::SeqCst);
+        if let Ok(mut exit) = shared.exit.lock() {
+            *exit = Some(result);
+        }
+        shared.exited.notify_all();
     }
 }
 
@@ -430,14 +503,18 @@ impl StoreHandle {
         let _ = self.shared.tx.send(StoreMsg::Kill);
     }
 
-    /// Waits for the raft worker to finish; returns its error if it stopped on one.
+    /// Waits for the raft worker to finish; returns its error if it stopped on one (to the
+    /// first caller). Blocking.
     pub fn join(&self) -> Result<()> {
-        let worker = self.shared.worker.lock().ok().and_then(|mut w| w.take());
-        match worker {
-            Some(h) => {
-                h.join().unwrap_or_else(|_| Err(StoreError::Corrupt("raft worker panicked".into())))
+        let Ok(mut exit) = self.shared.exit.lock() else { return Ok(()) };
+        loop {
+            if self.is_stopped() {
+                return exit.take().unwrap_or(Ok(()));
             }
-            None => Ok(()),
+            exit = match self.shared.exited.wait(exit) {
+                Ok(exit) => exit,
+                Err(_) => return Ok(()),
+            };
         }
     }
 
@@ -460,6 +537,8 @@ struct StoreLoop {
     _ident: StoreIdent,
     transport: Arc<dyn Transport>,
     rx: Receiver<StoreMsg>,
+    /// Woken by every send to `rx`: what the loop awaits when it runs as a task.
+    wake: Arc<Notify>,
     shared: Arc<Shared>,
     peers: HashMap<u64, Peer>,
     next_tick: Instant,
@@ -477,58 +556,100 @@ struct StoreLoop {
     _region_worker: Worker<RegionTask>,
 }
 
+/// Whether the loop goes on after an iteration.
+enum Flow {
+    Continue,
+    Stop,
+}
+
 impl StoreLoop {
-    fn run(mut self) -> Result<()> {
+    /// The loop on a thread of its own, blocking in `recv` between iterations.
+    fn run_blocking(mut self) -> Result<()> {
         loop {
-            let busy = self.peers.values().any(|p| !p.is_applying_snapshot() && p.raw.has_ready());
-            // Wake for the next tick, or when waiting reads may start their round.
-            let wake_at = self
-                .peers
-                .values()
-                .filter_map(Peer::next_read_round_at)
-                .fold(self.next_tick, Instant::min);
-            let timeout = if busy {
-                Duration::ZERO
-            } else {
-                wake_at.saturating_duration_since(Instant::now())
-            };
-            match self.rx.recv_timeout(timeout) {
-                Ok(msg) => self.handle(msg),
-                Err(RecvTimeoutError::Timeout) => {}
+            let first = match self.rx.recv_timeout(self.idle_timeout()) {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            }
-            for _ in 0..MAX_MSGS_PER_LOOP {
-                match self.rx.try_recv() {
-                    Ok(msg) => self.handle(msg),
-                    Err(_) => break,
-                }
-            }
-            if self.killed {
-                // Pending callbacks are dropped unanswered: their outcome is unknown.
-                return Ok(());
-            }
-            if let Some(why) = self.fatal.take() {
-                return Err(StoreError::Corrupt(why));
-            }
-            self.maybe_tick();
-            self.maybe_compact_logs();
-            for peer in self.peers.values_mut() {
-                peer.before_ready();
-            }
-            let start = Instant::now();
-            self.handle_readies()?;
-            if self.killed {
-                return Ok(());
-            }
-            metrics::READY_LOOP_SECONDS.observe(start.elapsed().as_secs_f64());
-            self.publish_status();
-            if self.shutdown_done() {
-                for peer in self.peers.values_mut() {
-                    peer.fail_pending("store is shutting down");
-                }
+            };
+            if let Flow::Stop = self.iterate(first)? {
                 return Ok(());
             }
         }
+    }
+
+    /// The loop as an async task: it awaits a message or its next deadline between
+    /// iterations, and runs each iteration (fsync included) on the polling worker thread.
+    async fn run_async(&mut self) -> Result<()> {
+        loop {
+            let timeout = self.idle_timeout();
+            if !timeout.is_zero() {
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(timeout) => {}
+                }
+            }
+            // Tasks woken together with this one (requests, raft messages) queue theirs
+            // first, so they share this iteration's one fsync.
+            tokio::task::yield_now().await;
+            if let Flow::Stop = self.iterate(None)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// How long the loop may wait for a message: not at all while a peer has a Ready, else
+    /// until the next tick or until waiting reads may start their round.
+    fn idle_timeout(&self) -> Duration {
+        let busy = self.peers.values().any(|p| !p.is_applying_snapshot() && p.raw.has_ready());
+        if busy {
+            return Duration::ZERO;
+        }
+        let wake_at = self
+            .peers
+            .values()
+            .filter_map(Peer::next_read_round_at)
+            .fold(self.next_tick, Instant::min);
+        wake_at.saturating_duration_since(Instant::now())
+    }
+
+    /// One iteration: `first` (if the wait returned one) and whatever else is queued, the
+    /// tick, then every Ready.
+    fn iterate(&mut self, first: Option<StoreMsg>) -> Result<Flow> {
+        if let Some(msg) = first {
+            self.handle(msg);
+        }
+        for _ in 0..MAX_MSGS_PER_LOOP {
+            match self.rx.try_recv() {
+                Ok(msg) => self.handle(msg),
+                Err(_) => break,
+            }
+        }
+        if self.killed {
+            // Pending callbacks are dropped unanswered: their outcome is unknown.
+            return Ok(Flow::Stop);
+        }
+        if let Some(why) = self.fatal.take() {
+            return Err(StoreError::Corrupt(why));
+        }
+        self.maybe_tick();
+        self.maybe_compact_logs();
+        for peer in self.peers.values_mut() {
+            peer.before_ready();
+        }
+        let start = Instant::now();
+        self.handle_readies()?;
+        if self.killed {
+            return Ok(Flow::Stop);
+        }
+        metrics::READY_LOOP_SECONDS.observe(start.elapsed().as_secs_f64());
+        self.publish_status();
+        if self.shutdown_done() {
+            for peer in self.peers.values_mut() {
+                peer.fail_pending("store is shutting down");
+            }
+            return Ok(Flow::Stop);
+        }
+        Ok(Flow::Continue)
     }
 
     fn handle(&mut self, msg: StoreMsg) {

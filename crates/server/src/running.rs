@@ -74,17 +74,20 @@ impl RunningServer {
         let store_cfg = store_config(&args);
         let store_transport = transport.clone();
         // Opening the engines reads (and may replay) the data dir: keep it off the workers.
-        let started = tokio::task::spawn_blocking(move || Store::start(store_cfg, store_transport))
+        let opened = tokio::task::spawn_blocking(move || Store::open(store_cfg, store_transport))
             .await
             .map_err(|e| ServerError::Task(format!("store start: {e}")))?;
-        let store = match started {
-            Ok(store) => store,
+        let (store, runner) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 transport.close(Duration::ZERO).await;
                 return Err(e.into());
             }
         };
         transport.set_store(store.clone());
+        // The raft worker is a task of this runtime: requests, raft messages and their
+        // answers pass between tasks of one thread instead of waking threads.
+        tokio::spawn(runner.run());
 
         let (stopping, stopping_rx) = watch::channel(false);
         let limits = Limits::from_config(&args.config.server);
