@@ -148,6 +148,10 @@ fn main() -> ExitCode {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         builder.worker_threads((cores / 2).max(1));
     }
+    // A woken task waits its turn instead of running next: the answers one raft loop
+    // completes then leave in one write per connection, not one write each (.cargo/config.toml).
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
