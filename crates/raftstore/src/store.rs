@@ -629,6 +629,9 @@ impl StoreLoop {
                     .await
                     .map_err(|e| StoreError::Corrupt(format!("raft write task failed: {e}")))??;
             } else {
+                // The appends just queued are sent by transport tasks of this thread: let
+                // them go first, so followers write in parallel with our fsync.
+                tokio::task::yield_now().await;
                 write_raft(&self.engines.raft, wb, sync)?;
             }
             self.finish_readies(readies)?;
