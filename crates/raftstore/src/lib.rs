@@ -2,8 +2,9 @@
 //! drives every peer through the Ready loop over two embedded engines.
 //!
 //! Where to look (after tikv's raftstore-v2 placement guide):
-//! - `store.rs`: the raft worker's loop (group commit) and `StoreHandle`, the API the server
-//!   and tests use; incoming raft messages are validated there.
+//! - `store.rs`: opening a store, starting its raft worker (thread or async task), and
+//!   `StoreHandle`, the API the server and tests use; incoming raft messages are validated
+//!   there. `store_loop.rs`: the raft worker's loop (group commit); `mailbox.rs`: its inbox.
 //! - `peer.rs`: one region's Raft node, proposals and their callbacks, role changes.
 //! - `apply.rs`: committed entries into kvdb, atomically with `applied_index`.
 //! - `read.rs`: batched ReadIndex reads; `region_snapshot.rs`: what a read gets.
@@ -40,6 +41,7 @@ mod region_worker;
 mod snap;
 mod status;
 mod store;
+mod store_loop;
 mod transport;
 mod worker;
 

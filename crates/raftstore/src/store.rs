@@ -1,52 +1,32 @@
-//! The store: its raft worker thread (the Ready loop) and the handle everyone else uses.
-//!
-//! One loop iteration: wait for a message or the next tick; drain everything queued
-//! (bounded); tick if due (a stall skips missed ticks instead of firing a burst); start one
-//! ReadIndex round per peer for the reads that arrived; then for every peer with a Ready:
-//! send what may leave at once, stage entries and hard state into ONE raft write batch,
-//! write it with ONE fsync (group commit), then send acknowledgements, apply and serve reads.
-//!
-//! The loop runs on its own thread (`Store::start`) or as a task on the caller's async
-//! runtime (`StoreRunner::run`), where it does its work, fsync included, on the worker
-//! thread that polls it: a request, its append, the acknowledgement and the answer then
-//! pass between tasks of one thread instead of waking other threads, which on a small box
-//! is where the time of a write goes.
+//! The store: opening it, its raft worker's start and end, and the handle everyone else
+//! uses. The loop itself is `store_loop.rs`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use engine::WriteBatch;
-use raft::{Config as RaftConfig, ProgressState, Ready};
+use raft::Config as RaftConfig;
 use raftkv_proto::eraftpb::MessageType;
 use raftkv_proto::errorpb;
 use raftkv_proto::metapb::Region;
-use raftkv_proto::raft_serverpb::{PeerState, RaftMessage, StoreIdent};
+use raftkv_proto::raft_serverpb::{PeerState, RaftMessage};
 
-use crate::bootstrap::{self, DirLock, Engines};
+use crate::bootstrap;
 use crate::config::StoreConfig;
 use crate::errors::{self, Result, StoreError};
-use crate::failpoints::{FailPoints, points};
 use crate::log_gc::{self, GcTask};
 use crate::mailbox::Mailbox;
 use crate::metrics;
 use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
 use crate::peer::{Incarnations, Peer, PeerLimits};
 use crate::peer_storage::{PeerStorage, SnapContext};
-use crate::region_worker::{self, RegionTask};
+use crate::region_worker;
 use crate::snap::{IncomingSnapshot, OutgoingSnapshot, SnapError, SnapManager};
 use crate::status::StoreStatus;
+use crate::store_loop::StoreLoop;
 use crate::transport::Transport;
-use crate::worker::Worker;
-use tokio::sync::Notify;
-
-/// Messages drained per loop before the Readies are handled: bounds a loop's latency.
-const MAX_MSGS_PER_LOOP: usize = 4096;
-/// A loop that handled at least this many messages writes raftdb off the async worker.
-const OFFLOAD_WRITE_AFTER_MSGS: usize = 8;
 
 /// Why a raft message from another store was refused (it changed nothing).
 #[derive(Debug, thiserror::Error)]
@@ -74,24 +54,24 @@ pub enum RejectedMessage {
     Stopped,
 }
 
-struct Shared {
-    store_id: u64,
-    cluster_id: u64,
-    tx: Mailbox,
-    pending_commands: AtomicUsize,
-    pending_raft: AtomicUsize,
-    max_pending_commands: usize,
-    max_pending_raft: usize,
-    regions: RwLock<HashMap<u64, Region>>,
+pub(crate) struct Shared {
+    pub(crate) store_id: u64,
+    pub(crate) cluster_id: u64,
+    pub(crate) tx: Mailbox,
+    pub(crate) pending_commands: AtomicUsize,
+    pub(crate) pending_raft: AtomicUsize,
+    pub(crate) max_pending_commands: usize,
+    pub(crate) max_pending_raft: usize,
+    pub(crate) regions: RwLock<HashMap<u64, Region>>,
     /// region -> member store -> recorded incarnation.
-    incarnations: RwLock<HashMap<u64, BTreeMap<u64, u64>>>,
-    status: Mutex<StoreStatus>,
-    stopped: AtomicBool,
+    pub(crate) incarnations: RwLock<HashMap<u64, BTreeMap<u64, u64>>>,
+    pub(crate) status: Mutex<StoreStatus>,
+    pub(crate) stopped: AtomicBool,
     /// How the raft worker ended: set once it is gone (its engines closed, its lock
     /// released); taken by the first `join`.
-    exit: Mutex<Option<Result<()>>>,
-    exited: Condvar,
-    snap_mgr: Arc<SnapManager>,
+    pub(crate) exit: Mutex<Option<Result<()>>>,
+    pub(crate) exited: Condvar,
+    pub(crate) snap_mgr: Arc<SnapManager>,
 }
 
 /// The store's public face: cheap to clone, safe to use from any thread.
@@ -300,10 +280,9 @@ impl ExitGuard {
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         let shared = &self.shared;
-        let result = self
-            .result
-            .take()
-            .unwrap_or_else(|| Err(StoreError::Corrupt("raft worker panicked".into())));
+        let result = self.result.take().unwrap_or_else(|| {
+            Err(StoreError::Corrupt("raft worker panicked or was cancelled".into()))
+        });
         if let Err(e) = &result {
             tracing::error!(store_id = shared.store_id, "store stopped: {e}");
         }
@@ -528,410 +507,6 @@ impl StoreHandle {
         });
         self.shared.tx.send(StoreMsg::Status(cb)).ok()?;
         rx.recv_timeout(timeout).ok()
-    }
-}
-
-struct StoreLoop {
-    base_tick: Duration,
-    election_timeout: Duration,
-    engines: Engines,
-    _lock: DirLock,
-    _ident: StoreIdent,
-    transport: Arc<dyn Transport>,
-    rx: Receiver<StoreMsg>,
-    /// Woken by every send to `rx`: what the loop awaits when it runs as a task.
-    wake: Arc<Notify>,
-    shared: Arc<Shared>,
-    peers: HashMap<u64, Peer>,
-    next_tick: Instant,
-    shutdown_deadline: Option<Instant>,
-    killed: bool,
-    fatal: Option<String>,
-    log_gc: Option<Worker<GcTask>>,
-    gc_interval: Duration,
-    next_gc_check: Instant,
-    gc_count_limit: u64,
-    gc_size_limit: u64,
-    failpoints: FailPoints,
-    /// Declared after `peers`: dropped (and joined) once the peers, which hold senders to
-    /// it, are gone.
-    _region_worker: Worker<RegionTask>,
-}
-
-/// Whether the loop goes on after an iteration.
-enum Flow {
-    Continue,
-    Stop,
-}
-
-/// One iteration's Readies and the raftdb batch that persists them (one group commit).
-struct Collected {
-    wb: WriteBatch,
-    sync: bool,
-    readies: Vec<(u64, Ready)>,
-}
-
-/// Writes a loop's raftdb batch. A failed write or fsync stops the store: never retry an
-/// fsync and carry on.
-fn write_raft(raft: &engine::Engine, wb: WriteBatch, sync: bool) -> Result<()> {
-    if wb.is_empty() {
-        return Ok(());
-    }
-    let start = Instant::now();
-    raft.write(wb, sync)?;
-    metrics::FSYNC_SECONDS.observe(start.elapsed().as_secs_f64());
-    Ok(())
-}
-
-impl StoreLoop {
-    /// The loop on a thread of its own, blocking in `recv` between iterations.
-    fn run_blocking(mut self) -> Result<()> {
-        loop {
-            let first = match self.rx.recv_timeout(self.idle_timeout()) {
-                Ok(msg) => Some(msg),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            };
-            if let Flow::Stop = self.iterate(first)? {
-                return Ok(());
-            }
-        }
-    }
-
-    /// The loop as an async task: it awaits a message or its next deadline between
-    /// iterations, and runs each iteration on the polling worker thread. A loop that
-    /// gathered many messages writes raftdb (its fsync) from the blocking pool instead, so
-    /// the worker goes on serving the network meanwhile; a quiet one writes inline, which
-    /// saves two thread wake-ups on the path of a lone request.
-    async fn run_async(&mut self) -> Result<()> {
-        loop {
-            let timeout = self.idle_timeout();
-            if !timeout.is_zero() {
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(timeout) => {}
-                }
-            }
-            // Tasks woken together with this one (requests, raft messages) queue theirs
-            // first, so they share this iteration's one fsync.
-            tokio::task::yield_now().await;
-            let handled = self.take_messages(None);
-            if !self.before_readies()? {
-                return Ok(());
-            }
-            let start = Instant::now();
-            let Some(Collected { wb, sync, readies }) = self.collect_readies()? else {
-                return Ok(());
-            };
-            if handled >= OFFLOAD_WRITE_AFTER_MSGS && !wb.is_empty() {
-                let raft = self.engines.raft.clone();
-                tokio::task::spawn_blocking(move || write_raft(&raft, wb, sync))
-                    .await
-                    .map_err(|e| StoreError::Corrupt(format!("raft write task failed: {e}")))??;
-            } else {
-                // The appends just queued are sent by transport tasks of this thread: let
-                // them go first, so followers write in parallel with our fsync.
-                tokio::task::yield_now().await;
-                write_raft(&self.engines.raft, wb, sync)?;
-            }
-            self.finish_readies(readies)?;
-            if let Flow::Stop = self.after_readies(start) {
-                return Ok(());
-            }
-        }
-    }
-
-    /// How long the loop may wait for a message: not at all while a peer has a Ready, else
-    /// until the next tick or until waiting reads may start their round.
-    fn idle_timeout(&self) -> Duration {
-        let busy = self.peers.values().any(|p| !p.is_applying_snapshot() && p.raw.has_ready());
-        if busy {
-            return Duration::ZERO;
-        }
-        let wake_at = self
-            .peers
-            .values()
-            .filter_map(Peer::next_read_round_at)
-            .fold(self.next_tick, Instant::min);
-        wake_at.saturating_duration_since(Instant::now())
-    }
-
-    /// One iteration: `first` (if the wait returned one) and whatever else is queued, the
-    /// tick, then every Ready.
-    fn iterate(&mut self, first: Option<StoreMsg>) -> Result<Flow> {
-        self.take_messages(first);
-        if !self.before_readies()? {
-            return Ok(Flow::Stop);
-        }
-        let start = Instant::now();
-        let Some(Collected { wb, sync, readies }) = self.collect_readies()? else {
-            return Ok(Flow::Stop);
-        };
-        write_raft(&self.engines.raft, wb, sync)?;
-        self.finish_readies(readies)?;
-        Ok(self.after_readies(start))
-    }
-
-    /// Handles `first` and whatever else is queued (bounded); returns how many.
-    fn take_messages(&mut self, first: Option<StoreMsg>) -> usize {
-        let mut handled = 0;
-        if let Some(msg) = first {
-            self.handle(msg);
-            handled += 1;
-        }
-        for _ in 0..MAX_MSGS_PER_LOOP {
-            match self.rx.try_recv() {
-                Ok(msg) => self.handle(msg),
-                Err(_) => break,
-            }
-            handled += 1;
-        }
-        handled
-    }
-
-    /// Ticks and lets peers start read rounds; false if the store was killed, an error if
-    /// it hit a fatal one.
-    fn before_readies(&mut self) -> Result<bool> {
-        if self.killed {
-            // Pending callbacks are dropped unanswered: their outcome is unknown.
-            return Ok(false);
-        }
-        if let Some(why) = self.fatal.take() {
-            return Err(StoreError::Corrupt(why));
-        }
-        self.maybe_tick();
-        self.maybe_compact_logs();
-        for peer in self.peers.values_mut() {
-            peer.before_ready();
-        }
-        Ok(true)
-    }
-
-    fn after_readies(&mut self, start: Instant) -> Flow {
-        if self.killed {
-            return Flow::Stop;
-        }
-        metrics::READY_LOOP_SECONDS.observe(start.elapsed().as_secs_f64());
-        self.publish_status();
-        if self.shutdown_done() {
-            for peer in self.peers.values_mut() {
-                peer.fail_pending("store is shutting down");
-            }
-            return Flow::Stop;
-        }
-        Flow::Continue
-    }
-
-    fn handle(&mut self, msg: StoreMsg) {
-        match msg {
-            StoreMsg::Raft(m) => {
-                self.shared.pending_raft.fetch_sub(1, Ordering::SeqCst);
-                let RaftMessage { region_id, message, from_peer, from_incarnation, .. } = *m;
-                if let (Some(peer), Some(message)) = (self.peers.get_mut(&region_id), message) {
-                    peer.step(message);
-                    if let Some(from) = from_peer {
-                        peer.observe_incarnation(from.store_id, from_incarnation);
-                    }
-                }
-            }
-            StoreMsg::Write { ctx, ops, cb } => {
-                self.shared.pending_commands.fetch_sub(1, Ordering::SeqCst);
-                let key = ops.first().map(|m| Bytes::copy_from_slice(m.key())).unwrap_or_default();
-                match self.route(&ctx, &key) {
-                    Ok(peer) => peer.propose_write(ctx, ops, cb),
-                    Err(e) => cb(Err(e)),
-                }
-            }
-            StoreMsg::Read { ctx, key, cb } => {
-                self.shared.pending_commands.fetch_sub(1, Ordering::SeqCst);
-                match self.route(&ctx, &key) {
-                    Ok(peer) => peer.read(ctx, &key, cb),
-                    Err(e) => cb(Err(e)),
-                }
-            }
-            StoreMsg::Unreachable { store_id } => {
-                for peer in self.peers.values_mut() {
-                    peer.report_unreachable(store_id);
-                }
-            }
-            StoreMsg::Status(cb) => cb(self.current_status()),
-            StoreMsg::Shutdown => self.begin_shutdown(),
-            StoreMsg::Kill => self.killed = true,
-            StoreMsg::Fatal(why) => self.fatal = Some(why),
-            StoreMsg::SnapshotApplied { key } => {
-                if let Some(peer) = self.peers.get_mut(&key.region_id) {
-                    peer.on_snapshot_applied(key);
-                }
-            }
-            StoreMsg::SnapshotStatus { region_id, to_peer, delivered } => {
-                if let Some(peer) = self.peers.get_mut(&region_id) {
-                    peer.report_snapshot(to_peer, delivered);
-                }
-            }
-        }
-    }
-
-    /// The peer a request goes to: the named region, or the one holding `key`.
-    fn route(
-        &mut self,
-        ctx: &RequestContext,
-        key: &[u8],
-    ) -> std::result::Result<&mut Peer, errorpb::Error> {
-        if self.shutdown_deadline.is_some() {
-            return Err(errors::store_stopped());
-        }
-        if ctx.region_id != 0 {
-            return self
-                .peers
-                .get_mut(&ctx.region_id)
-                .ok_or_else(|| errors::region_not_found(ctx.region_id));
-        }
-        self.peers
-            .values_mut()
-            .find(|p| {
-                let r = p.region();
-                key >= r.start_key.as_ref() && (r.end_key.is_empty() || key < r.end_key.as_ref())
-            })
-            .ok_or_else(|| errors::region_not_found(0))
-    }
-
-    fn maybe_compact_logs(&mut self) {
-        let now = Instant::now();
-        if now < self.next_gc_check {
-            return;
-        }
-        self.next_gc_check = now + self.gc_interval;
-        for peer in self.peers.values_mut() {
-            peer.maybe_propose_compact(self.gc_count_limit, self.gc_size_limit);
-            if !peer.is_applying_snapshot() {
-                // Received snapshots Raft refused as stale, or that a crash left behind.
-                let applied = peer.raw.store().applied_index();
-                self.shared.snap_mgr.remove_received_through(peer.region_id(), applied);
-            }
-        }
-    }
-
-    fn maybe_tick(&mut self) {
-        let now = Instant::now();
-        if now < self.next_tick {
-            return;
-        }
-        for peer in self.peers.values_mut().filter(|p| !p.is_applying_snapshot()) {
-            peer.tick();
-        }
-        // One tick however long we stalled: a burst would fire elections at once.
-        self.next_tick = now + self.base_tick;
-    }
-
-    /// Every peer's Ready: what may leave at once is sent, entries and hard states are
-    /// staged into one raftdb batch. `None` if a failpoint killed the store.
-    fn collect_readies(&mut self) -> Result<Option<Collected>> {
-        let mut wb = WriteBatch::new();
-        let mut sync = false;
-        let mut readies = Vec::new();
-        let mut installs = false;
-        for (&region_id, peer) in self.peers.iter_mut() {
-            // No Ready while a snapshot is being installed.
-            if peer.is_applying_snapshot() {
-                continue;
-            }
-            if let Some((rd, must_sync)) = peer.collect_ready(&mut wb, self.transport.as_ref())? {
-                sync |= must_sync;
-                installs |= rd.snapshot().is_some();
-                readies.push((region_id, rd));
-            }
-        }
-        if installs && self.failpoints.fire(points::SNAPSHOT_BEFORE_RAFT_WRITE) {
-            self.killed = true;
-            return Ok(None);
-        }
-        // A leader's appends leave before its own fsync: followers write in parallel
-        // (thesis §10.2.1); it counts its own copy only once durable.
-        self.transport.flush();
-        Ok(Some(Collected { wb, sync, readies }))
-    }
-
-    /// After the raft write: acknowledgements leave, then committed entries are applied.
-    fn finish_readies(&mut self, readies: Vec<(u64, Ready)>) -> Result<()> {
-        let mut readies = readies;
-        for (region_id, rd) in readies.iter_mut() {
-            if let Some(peer) = self.peers.get_mut(region_id) {
-                peer.send_persisted(rd, self.transport.as_ref());
-            }
-        }
-        // Acknowledgements leave before this store spends time applying.
-        self.transport.flush();
-        for (region_id, rd) in readies {
-            let Some(peer) = self.peers.get_mut(&region_id) else { continue };
-            let meta_changed = peer.apply_and_advance(rd)?;
-            if let (Some(c), Some(gc)) = (peer.compacted.take(), &self.log_gc) {
-                // The apply state recording the compaction is written (not yet synced):
-                // the worker syncs it before deleting anything.
-                gc.schedule(GcTask { region_id, start: c.first, end: c.last + 1 });
-            }
-            if meta_changed {
-                if let Ok(mut regions) = self.shared.regions.write() {
-                    regions.insert(region_id, peer.region().clone());
-                }
-                if let Ok(mut incarnations) = self.shared.incarnations.write() {
-                    incarnations.insert(region_id, peer.store_incarnations.clone());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn current_status(&self) -> StoreStatus {
-        self.peers.get(&bootstrap::FIRST_REGION_ID).map(Peer::status).unwrap_or(StoreStatus {
-            store_id: self.shared.store_id,
-            role: "follower",
-            ..Default::default()
-        })
-    }
-
-    fn publish_status(&self) {
-        let status = self.current_status();
-        if let Ok(mut s) = self.shared.status.lock()
-            && *s != status
-        {
-            *s = status;
-        }
-    }
-
-    /// A leader hands leadership to its most caught-up peer before stopping, so clients see
-    /// a new leader at once instead of waiting out an election timeout.
-    fn begin_shutdown(&mut self) {
-        // Without a peer to hand over to there is nothing to wait for.
-        self.shutdown_deadline = Some(Instant::now());
-        for peer in self.peers.values_mut() {
-            if !peer.is_leader() {
-                continue;
-            }
-            let last = peer.raw.raft().raft_log().last_index();
-            let status = peer.raw.status();
-            let target = status
-                .progress
-                .iter()
-                .flatten()
-                .filter(|(id, p)| **id != peer.peer_id() && p.state == ProgressState::Replicate)
-                .max_by_key(|(_, p)| p.matched)
-                .map(|(id, p)| (*id, p.matched));
-            if let Some((id, matched)) = target {
-                tracing::info!(to = id, matched, last, "handing over leadership before shutdown");
-                if peer.raw.transfer_leader(id).is_ok() {
-                    self.shutdown_deadline = Some(Instant::now() + 2 * self.election_timeout);
-                }
-            }
-        }
-    }
-
-    fn shutdown_done(&self) -> bool {
-        match self.shutdown_deadline {
-            None => false,
-            Some(deadline) => {
-                Instant::now() >= deadline || !self.peers.values().any(Peer::is_leader)
-            }
-        }
     }
 }
 
