@@ -30,6 +30,9 @@
 //!   SIGKILL loses nothing, but the OS may lose it. `sync()` (`PersistMode::SyncData` on the
 //!   journal) then makes every earlier write durable at once: the journal is one sequential
 //!   file, so one `fdatasync` covers all records before it (group commit).
+//! - **`write_buffered` survives neither.** It commits without persisting: the record waits
+//!   in the journal's 8 KiB user-space buffer until it fills or a later write or `sync`
+//!   persists the journal; the batch is visible to reads at once.
 //! - **Flushed data is durable before its journal goes.** lsm-tree writes a flushed memtable
 //!   to a table file, `fsync`s it and its directory and records it in an atomically
 //!   rewritten version file; fjall deletes a journal only once every memtable it covers is
@@ -154,11 +157,23 @@ impl Engine {
     /// `UnknownCf` or `InvalidArgument` error leaves the engine unchanged. An `Io` or `Fjall`
     /// error is fatal: the store must stop.
     pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<()> {
+        self.commit(batch, Some(if sync { PersistMode::SyncData } else { PersistMode::Buffer }))
+    }
+
+    /// Like `write(batch, false)`, but the journal record may stay in this process's journal
+    /// buffer until a later `write` or `sync` hands it on: a crash of the process can lose
+    /// it (atomically: the whole batch or nothing). For writes that can be redone after a
+    /// crash, such as applying committed raft entries, it saves a `write(2)` per batch.
+    pub fn write_buffered(&self, batch: WriteBatch) -> Result<()> {
+        self.commit(batch, None)
+    }
+
+    fn commit(&self, batch: WriteBatch, mode: Option<PersistMode>) -> Result<()> {
+        let sync = mode == Some(PersistMode::SyncData);
         let (cf_names, ops) = batch.into_parts();
         let keyspaces = cf_names.iter().map(|cf| self.keyspace(cf)).collect::<Result<Vec<_>>>()?;
-        let mode = if sync { PersistMode::SyncData } else { PersistMode::Buffer };
         let mut fjall_batch =
-            OwnedWriteBatch::with_capacity(self.inner.db.clone(), ops.len()).durability(Some(mode));
+            OwnedWriteBatch::with_capacity(self.inner.db.clone(), ops.len()).durability(mode);
         // Opened at the first delete_range; all ranges of the batch are read at one instant.
         let mut range_snapshot = None;
         for (index, op) in ops.iter().enumerate() {

@@ -38,7 +38,9 @@ pub fn apply_committed(peer: &mut Peer, entries: Vec<Entry>) -> Result<()> {
     let store = peer.raw.store_mut();
     store.set_applied_index(last);
     wb.put_msg(CF_DEFAULT, &keys::apply_state_key(region_id), store.apply_state());
-    store.kv_engine().write(wb, false)?;
+    // Applies are redone from the raft log after a crash (the log is only compacted once
+    // the apply state that covers it is synced), so they need not reach the OS now.
+    store.kv_engine().write_buffered(wb)?;
     for (cb, result) in answers {
         cb(result);
     }

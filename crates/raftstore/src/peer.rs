@@ -40,6 +40,15 @@ pub(crate) struct Proposal {
     pub cb: WriteCallback,
 }
 
+/// A Ready whose raft state is staged into the loop's batch (`Peer::collect_ready`).
+pub struct CollectedReady {
+    pub ready: Ready,
+    /// The staged write must be fsynced before the Ready's persisted messages leave.
+    pub must_sync: bool,
+    /// Messages left at once, before the raft write (a leader's appends).
+    pub sent_early: bool,
+}
+
 pub struct Peer {
     store_id: u64,
     cluster_id: u64,
@@ -383,7 +392,7 @@ impl Peer {
         &mut self,
         wb: &mut WriteBatch,
         transport: &dyn Transport,
-    ) -> Result<Option<(Ready, bool)>> {
+    ) -> Result<Option<CollectedReady>> {
         if !self.raw.has_ready() {
             return Ok(None);
         }
@@ -403,7 +412,9 @@ impl Peer {
             Some(snapshot) => Some(self.begin_snapshot(snapshot, wb)?),
             None => None,
         };
-        self.send(rd.take_messages(), transport);
+        let early = rd.take_messages();
+        let sent_early = !early.is_empty();
+        self.send(early, transport);
         let store = self.raw.store_mut();
         store.append(rd.entries(), wb);
         if let Some(hs) = rd.hs() {
@@ -416,8 +427,8 @@ impl Peer {
             self.persist_applying_state(&install)?;
             self.snapshot_to_apply = Some(install);
         }
-        let sync = rd.must_sync();
-        Ok(Some((rd, sync)))
+        let must_sync = rd.must_sync();
+        Ok(Some(CollectedReady { ready: rd, must_sync, sent_early }))
     }
 
     /// Phase 2, once the raft write is durable: the acknowledgements may leave.

@@ -79,6 +79,8 @@ enum Flow {
 struct Collected {
     wb: WriteBatch,
     sync: bool,
+    /// Messages were queued to leave before the raft write.
+    sent_early: bool,
     readies: Vec<(u64, Ready)>,
     /// Messages the iteration took in: how busy the store is.
     handled: usize,
@@ -130,7 +132,9 @@ impl StoreLoop {
             // Tasks woken together with this one (requests, raft messages) queue theirs
             // first, so they share this iteration's one fsync.
             tokio::task::yield_now().await;
-            let Some(Collected { wb, sync, readies, handled, start }) = self.prepare(None)? else {
+            let Some(Collected { wb, sync, sent_early, readies, handled, start }) =
+                self.prepare(None)?
+            else {
                 return Ok(());
             };
             if handled >= OFFLOAD_WRITE_AFTER_MSGS && !wb.is_empty() {
@@ -139,9 +143,11 @@ impl StoreLoop {
                     .await
                     .map_err(|e| StoreError::Corrupt(format!("raft write task failed: {e}")))??;
             } else {
-                // The appends just queued are sent by transport tasks of this thread: let
-                // them go first, so followers write in parallel with our fsync.
-                tokio::task::yield_now().await;
+                if sent_early {
+                    // The appends just queued are sent by transport tasks of this thread:
+                    // let them go first, so followers write in parallel with our fsync.
+                    tokio::task::yield_now().await;
+                }
                 write_raft(&self.engines.raft, wb, sync)?;
             }
             if let Flow::Stop = self.complete(readies, start)? {
@@ -348,6 +354,7 @@ impl StoreLoop {
     fn collect_readies(&mut self, handled: usize, start: Instant) -> Result<Option<Collected>> {
         let mut wb = WriteBatch::new();
         let mut sync = false;
+        let mut sent_early = false;
         let mut readies = Vec::new();
         let mut installs = false;
         for (&region_id, peer) in self.peers.iter_mut() {
@@ -355,10 +362,11 @@ impl StoreLoop {
             if peer.is_applying_snapshot() {
                 continue;
             }
-            if let Some((rd, must_sync)) = peer.collect_ready(&mut wb, self.transport.as_ref())? {
-                sync |= must_sync;
-                installs |= rd.snapshot().is_some();
-                readies.push((region_id, rd));
+            if let Some(c) = peer.collect_ready(&mut wb, self.transport.as_ref())? {
+                sync |= c.must_sync;
+                sent_early |= c.sent_early;
+                installs |= c.ready.snapshot().is_some();
+                readies.push((region_id, c.ready));
             }
         }
         if installs && self.failpoints.fire(points::SNAPSHOT_BEFORE_RAFT_WRITE) {
@@ -368,7 +376,7 @@ impl StoreLoop {
         // A leader's appends leave before its own fsync: followers write in parallel
         // (thesis §10.2.1); it counts its own copy only once durable.
         self.transport.flush();
-        Ok(Some(Collected { wb, sync, readies, handled, start }))
+        Ok(Some(Collected { wb, sync, sent_early, readies, handled, start }))
     }
 
     /// After the raft write: acknowledgements leave, then committed entries are applied.

@@ -1,4 +1,4 @@
-//! What `write(.., sync)` and `sync()` promise survives closing, reopening and a crash.
+//! What `write(.., sync)`, `write_buffered` and `sync()` promise survives closing, reopening and a crash.
 //!
 //! A crash is imitated by copying the data directory while the engine is still open and
 //! opening the copy: it holds only what reached the OS, nothing flushed at shutdown.
@@ -83,6 +83,56 @@ fn unsynced_write_reaches_the_os_before_write_returns() -> TestResult {
     copy_dir(&dir.path().join("db"), &image)?;
     let recovered = open_at(&image)?;
     assert_eq!(recovered.get(CF_DEFAULT, b"applied")?, bytes(b"yes"));
+    drop(engine);
+    Ok(())
+}
+
+#[test]
+fn buffered_writes_are_readable_at_once_and_a_later_sync_makes_them_durable() -> TestResult {
+    let (dir, engine) = open_temp()?;
+    for index in 0u64..3 {
+        let mut batch = WriteBatch::new();
+        batch.put(CF_DEFAULT, &index.to_be_bytes(), b"applied");
+        batch.put(CF_RAFT, b"apply-state", &index.to_be_bytes());
+        engine.write_buffered(batch)?;
+    }
+    assert_eq!(engine.get(CF_RAFT, b"apply-state")?, bytes(&2u64.to_be_bytes()));
+    engine.sync()?;
+
+    let image = dir.path().join("crash-image");
+    copy_dir(&dir.path().join("db"), &image)?;
+    let recovered = open_at(&image)?;
+    assert_eq!(recovered.get(CF_RAFT, b"apply-state")?, bytes(&2u64.to_be_bytes()));
+    assert_eq!(recovered.scan(CF_DEFAULT, b"", None, 10)?.len(), 3);
+    drop(engine);
+    Ok(())
+}
+
+#[test]
+fn a_crash_keeps_a_prefix_of_buffered_batches_each_whole() -> TestResult {
+    // Enough batches to overflow the journal buffer several times, so the image holds some
+    // of them: every batch it holds is whole (data and apply state together), and they are
+    // the oldest ones.
+    let (dir, engine) = open_temp()?;
+    let value = [7u8; 300];
+    for index in 0u64..200 {
+        let mut batch = WriteBatch::new();
+        batch.put(CF_DEFAULT, &index.to_be_bytes(), &value);
+        batch.put(CF_RAFT, b"apply-state", &index.to_be_bytes());
+        engine.write_buffered(batch)?;
+    }
+
+    let image = dir.path().join("crash-image");
+    copy_dir(&dir.path().join("db"), &image)?;
+    let recovered = open_at(&image)?;
+    let data = recovered.scan(CF_DEFAULT, b"", None, 1000)?;
+    let state = recovered.get(CF_RAFT, b"apply-state")?;
+    assert!(!data.is_empty() && data.len() < 200, "{} batches in the image", data.len());
+    let last = u64::try_from(data.len())? - 1;
+    assert_eq!(state, bytes(&last.to_be_bytes()), "apply state matches the data it covers");
+    for (i, (key, _)) in data.iter().enumerate() {
+        assert_eq!(key.as_ref(), &u64::try_from(i)?.to_be_bytes(), "a prefix of the batches");
+    }
     drop(engine);
     Ok(())
 }
