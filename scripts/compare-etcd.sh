@@ -27,13 +27,17 @@ echo "work dir: $WORK"
 
 PIDS=()
 stop_all() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for p in "${PIDS[@]}"; do
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
   PIDS=()
 }
 trap stop_all EXIT
 
-start_raftkv() { # -> leader address
+# The start_* functions run in this shell (not in a $(...) subshell), so that PIDS keeps
+# their servers; each sets LEADER to the leader's client address.
+start_raftkv() {
   local peers=1=127.0.0.1:23171,2=127.0.0.1:23172,3=127.0.0.1:23173 dir=$WORK/raftkv
   rm -rf "$dir" && mkdir -p "$dir"
   for id in 1 2 3; do
@@ -41,14 +45,15 @@ start_raftkv() { # -> leader address
     PIDS+=($!)
   done
   for _ in $(seq 100); do
-    "$RAFTKV" status --json --endpoints 127.0.0.1:23171,127.0.0.1:23172,127.0.0.1:23173 \
-      2>/dev/null | grep -o '"address":"[^"]*","role":"leader"' | cut -d'"' -f4 | grep . && return
+    LEADER=$("$RAFTKV" status --json --endpoints 127.0.0.1:23171,127.0.0.1:23172,127.0.0.1:23173 \
+      2>/dev/null | grep -o '"address":"[^"]*","role":"leader"' | cut -d'"' -f4 || true)
+    [ -n "$LEADER" ] && return
     sleep 0.2
   done
   echo "raftkv elected no leader" >&2; exit 1
 }
 
-start_etcd() { # -> leader address
+start_etcd() {
   local dir=$WORK/etcd cluster=e1=http://127.0.0.1:12380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:32380
   rm -rf "$dir" && mkdir -p "$dir"
   for i in 1 2 3; do
@@ -60,16 +65,17 @@ start_etcd() { # -> leader address
     PIDS+=($!)
   done
   for _ in $(seq 100); do
-    ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379 \
-      endpoint status -w simple 2>/dev/null | awk -F', ' '$5 == "true" { print $1 }' | grep . && return
+    LEADER=$(ETCDCTL_API=3 etcdctl --endpoints=127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379 \
+      endpoint status -w simple 2>/dev/null | awk -F', ' '$5 == "true" { print $1 }' || true)
+    [ -n "$LEADER" ] && return
     sleep 0.2
   done
   echo "etcd elected no leader" >&2; exit 1
 }
 
 for system in $ORDER; do
-  leader=$("start_$system")
-  "$LOADGEN" --target "$system" --endpoint "$leader" --preload 2>/dev/null
+  "start_$system"
+  "$LOADGEN" --target "$system" --endpoint "$LEADER" --preload 2>/dev/null
   for load in $LOADS; do
     case $load in
       w1) args=(--clients 1) ;; w16) args=(--clients 16) ;; w256) args=(--clients 256) ;;
@@ -77,7 +83,7 @@ for system in $ORDER; do
       m64) args=(--clients 64 --read-ratio 0.5) ;;
       *) echo "unknown load $load" >&2; exit 2 ;;
     esac
-    out=$("$LOADGEN" --target "$system" --endpoint "$leader" --duration-secs "$SECS" "${args[@]}")
+    out=$("$LOADGEN" --target "$system" --endpoint "$LEADER" --duration-secs "$SECS" "${args[@]}")
     printf '%-6s %-4s %s\n' "$system" "$load" "$(echo "$out" | paste -sd'|')"
   done
   stop_all
