@@ -94,6 +94,15 @@ impl WriteBatch {
         });
     }
 
+    /// Moves every operation of `other` after this batch's, in order: writing the result is
+    /// writing both, atomically, `other` winning where they touch the same key.
+    pub fn append(&mut self, other: WriteBatch) {
+        let (cf_names, ops) = other.into_parts();
+        let map: Vec<usize> = cf_names.iter().map(|cf| self.cf_index(cf)).collect();
+        self.size_bytes += other_size(&ops);
+        self.ops.extend(ops.into_iter().map(|op| Op { cf: map[op.cf], kind: op.kind }));
+    }
+
     /// True if the batch holds no operation.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -131,4 +140,14 @@ impl WriteBatch {
             }
         }
     }
+}
+
+fn other_size(ops: &[Op]) -> usize {
+    ops.iter()
+        .map(|op| match &op.kind {
+            OpKind::Put { key, value } => key.len() + value.len(),
+            OpKind::Delete { key } => key.len(),
+            OpKind::DeleteRange { start, end } => start.len() + end.len(),
+        })
+        .sum()
 }

@@ -14,7 +14,7 @@ use crate::invariants::{
     CommittedLog, ElectionSafety, Monotonic, ReadIndexCheck, Violation, check_log_matching,
 };
 use crate::network::Network;
-use crate::node::{CrashPoint, SimNode};
+use crate::node::{CrashPoint, PendingWrite, SimNode};
 use crate::options::Options;
 use crate::state_machine::encode_id;
 
@@ -118,6 +118,10 @@ impl Cluster {
         for id in ids {
             if self.rng.random_bool(0.6) {
                 self.handle_ready(id);
+            }
+            if self.rng.random_bool(0.4) {
+                let n = self.rng.random_range(1..=3);
+                self.complete_writes(id, n);
             }
         }
         self.check_invariants(self.steps.is_multiple_of(20));
@@ -331,9 +335,32 @@ impl Cluster {
         }
     }
 
-    /// The application's Ready loop for one node: send, persist, send, apply, advance.
+    /// Completes up to `n` of the node's background writes, oldest first: durable, then
+    /// the messages that waited leave.
+    fn complete_writes(&mut self, id: u64, n: usize) {
+        let seed = self.opts.seed;
+        let Some(node) = self.nodes.get_mut(&id) else { return };
+        for _ in 0..n {
+            let Some(msgs) = node.complete_oldest_write(seed) else { return };
+            for m in msgs {
+                self.net.push(m, &mut self.rng);
+            }
+        }
+    }
+
+    /// The application's Ready loop for one node: send, persist, send, apply, advance; or,
+    /// with `async_persist`, send, hand the write to the background, apply, advance. A
+    /// snapshot is always installed in the foreground, after the writes before it.
     fn handle_ready(&mut self, id: u64) {
         let seed = self.opts.seed;
+        let background_writes = self.opts.async_persist;
+        let snapshot_next =
+            self.nodes.get(&id).and_then(|n| n.raw.as_ref()).is_some_and(|r| {
+                r.has_ready() && r.raft().raft_log().snapshot_to_persist().is_some()
+            });
+        if snapshot_next {
+            self.complete_writes(id, usize::MAX);
+        }
         let Some(node) = self.nodes.get_mut(&id) else { return };
         let Some(raw) = node.raw.as_mut() else { return };
         if !raw.has_ready() {
@@ -347,25 +374,42 @@ impl Cluster {
             node.crash();
             return;
         }
-        if let Some(snap) = rd.snapshot().cloned() {
-            if let Err(e) = raw.store_mut().apply_snapshot(snap.clone()) {
-                panic!("seed {seed}: node {id}: applying a snapshot from the leader failed: {e}");
+        let background = background_writes && rd.snapshot().is_none();
+        if background {
+            node.pending.push_back(PendingWrite {
+                number: rd.number(),
+                entries: rd.take_entries(),
+                hs: rd.hs().copied(),
+                persisted_messages: rd.take_persisted_messages(),
+            });
+            if node.crash_in_next_ready == Some(CrashPoint::AfterPersist) {
+                while node.complete_oldest_write(seed).is_some() {}
+                node.crash();
+                return;
             }
-            node.sm.restore(&snap);
-            self.outcome.snapshots_applied += 1;
-        }
-        if let Err(e) = raw.store_mut().append(rd.entries()) {
-            panic!("seed {seed}: node {id}: persisting entries failed: {e}");
-        }
-        if let Some(hs) = rd.hs() {
-            raw.store_mut().set_hard_state(*hs);
-        }
-        if node.crash_in_next_ready == Some(CrashPoint::AfterPersist) {
-            node.crash();
-            return;
-        }
-        for m in rd.take_persisted_messages() {
-            self.net.push(m, &mut self.rng);
+        } else {
+            if let Some(snap) = rd.snapshot().cloned() {
+                if let Err(e) = raw.store_mut().apply_snapshot(snap.clone()) {
+                    panic!(
+                        "seed {seed}: node {id}: applying a snapshot from the leader failed: {e}"
+                    );
+                }
+                node.sm.restore(&snap);
+                self.outcome.snapshots_applied += 1;
+            }
+            if let Err(e) = raw.store_mut().append(rd.entries()) {
+                panic!("seed {seed}: node {id}: persisting entries failed: {e}");
+            }
+            if let Some(hs) = rd.hs() {
+                raw.store_mut().set_hard_state(*hs);
+            }
+            if node.crash_in_next_ready == Some(CrashPoint::AfterPersist) {
+                node.crash();
+                return;
+            }
+            for m in rd.take_persisted_messages() {
+                self.net.push(m, &mut self.rng);
+            }
         }
         let mut membership_events = Vec::new();
         for e in rd.take_committed_entries() {
@@ -382,7 +426,11 @@ impl Cluster {
         }
         let read_states = rd.take_read_states();
         if let Some(raw) = node.raw.as_mut() {
-            raw.advance(rd);
+            if background {
+                raw.advance_async(rd);
+            } else {
+                raw.advance(rd);
+            }
         }
         for rs in read_states {
             let r = self.reads.answered(id, &rs.request_ctx, rs.index);
@@ -530,6 +578,7 @@ impl Cluster {
                 let ids: Vec<u64> = self.nodes.keys().copied().collect();
                 for id in ids {
                     self.handle_ready(id);
+                    self.complete_writes(id, usize::MAX);
                 }
                 let msgs = self.net.take_all();
                 if msgs.is_empty() {

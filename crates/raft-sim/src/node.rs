@@ -1,5 +1,8 @@
 //! One simulated node: a live RawNode, or only its durable storage while crashed.
 
+use std::collections::VecDeque;
+
+use raft::eraftpb::{Entry, HardState, Message};
 use raft::{Config, MemStorage, RawNode};
 
 use crate::options::Options;
@@ -14,6 +17,15 @@ pub enum CrashPoint {
     AfterPersist,
 }
 
+/// A Ready's write handed to the background (`Options::async_persist`), not yet durable.
+pub struct PendingWrite {
+    pub number: u64,
+    pub entries: Vec<Entry>,
+    pub hs: Option<HardState>,
+    /// Leave only once the write is durable.
+    pub persisted_messages: Vec<Message>,
+}
+
 pub struct SimNode {
     pub id: u64,
     pub raw: Option<RawNode<MemStorage>>,
@@ -26,6 +38,8 @@ pub struct SimNode {
     /// Crash in the middle of the next Ready.
     pub crash_in_next_ready: Option<CrashPoint>,
     pub restarts: u64,
+    /// Background writes in the order their Readies were handed out.
+    pub pending: VecDeque<PendingWrite>,
 }
 
 impl SimNode {
@@ -40,6 +54,7 @@ impl SimNode {
             removed: false,
             crash_in_next_ready: None,
             restarts: 0,
+            pending: VecDeque::new(),
         };
         node.start(opts);
         node
@@ -66,12 +81,30 @@ impl SimNode {
         self.raw.is_some()
     }
 
-    /// Drops everything volatile; only the storage and the state machine remain.
+    /// Drops everything volatile, background writes not yet durable included; only the
+    /// storage and the state machine remain.
     pub fn crash(&mut self) {
         if let Some(raw) = self.raw.take() {
             self.down_store = Some(raw.into_store());
         }
         self.crash_in_next_ready = None;
+        self.pending.clear();
+    }
+
+    /// Makes the oldest background write durable and tells the node; returns the messages
+    /// that waited for it.
+    pub fn complete_oldest_write(&mut self, seed: u64) -> Option<Vec<Message>> {
+        let raw = self.raw.as_mut()?;
+        let w = self.pending.pop_front()?;
+        let store = raw.store_mut();
+        if let Err(e) = store.append(&w.entries) {
+            panic!("seed {seed}: node {}: persisting entries failed: {e}", self.id);
+        }
+        if let Some(hs) = w.hs {
+            store.set_hard_state(hs);
+        }
+        raw.on_persist_ready(w.number);
+        Some(w.persisted_messages)
     }
 
     /// Restarts from the durable state.

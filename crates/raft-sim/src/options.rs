@@ -20,6 +20,9 @@ pub struct Options {
     pub heartbeat_tick: usize,
     pub skip_bcast_commit: bool,
     pub max_inflight_bytes: u64,
+    /// Readies are persisted in the background (`advance_async`), completing later in
+    /// their own scheduler steps; a crash loses the writes not completed.
+    pub async_persist: bool,
 }
 
 impl Options {
@@ -46,6 +49,7 @@ impl Options {
             } else {
                 rng.random_range(64..=1024)
             },
+            async_persist: rng.random_bool(0.5),
         }
     }
 }

@@ -151,12 +151,17 @@ impl<S: Storage> Raft<S> {
             r.load_state(&hs)?;
         }
         if config.applied > 0 {
-            if config.applied > r.raft_log.committed {
+            let last = r.raft_log.last_index();
+            if config.applied > last {
                 return Err(Error::ConfigInvalid(format!(
-                    "applied {} is past the persisted commit {}",
-                    config.applied, r.raft_log.committed
+                    "applied {} is past the last log index {last}",
+                    config.applied
                 )));
             }
+            // Only committed entries are ever applied, but an application that persists in
+            // the background may have made its apply durable before the hard state that
+            // carried the commit: what was applied was committed.
+            r.raft_log.commit_to(config.applied);
             r.raft_log.applied_to(config.applied);
         }
         let term = r.term;
@@ -166,13 +171,16 @@ impl<S: Storage> Raft<S> {
 
     fn load_state(&mut self, hs: &HardState) -> Result<()> {
         let last = self.raft_log.last_index();
-        if hs.commit < self.raft_log.committed || hs.commit > last {
+        if hs.commit > last {
             return Err(Error::ConfigInvalid(format!(
-                "persisted commit {} is out of range [{}, {last}]",
-                hs.commit, self.raft_log.committed
+                "persisted commit {} is past the last log index {last}",
+                hs.commit
             )));
         }
-        self.raft_log.committed = hs.commit;
+        // `committed` starts at the compacted index: only applied (so committed) entries
+        // are compacted, and with background persistence the compaction can be durable
+        // before the hard state that carried their commit.
+        self.raft_log.committed = hs.commit.max(self.raft_log.committed);
         self.term = hs.term;
         self.vote = hs.vote;
         Ok(())

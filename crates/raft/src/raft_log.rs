@@ -170,6 +170,21 @@ impl<S: Storage> RaftLog<S> {
         self.unstable.snapshot.as_ref()
     }
 
+    /// Unstable entries not yet handed out in a Ready.
+    pub fn entries_to_persist(&self) -> &[Entry] {
+        self.unstable.entries_to_persist()
+    }
+
+    /// The unstable snapshot, if not yet handed out in a Ready.
+    pub fn snapshot_to_persist(&self) -> Option<&Snapshot> {
+        self.unstable.snapshot_to_persist()
+    }
+
+    /// Everything unstable was handed out in a Ready (see `log_unstable.rs`).
+    pub fn accept_in_progress(&mut self) {
+        self.unstable.accept_in_progress();
+    }
+
     /// Where the next batch of entries to apply starts and (inclusively) ends: committed,
     /// and durable here, and not behind an unapplied snapshot.
     fn applicable_range(&self) -> Option<(u64, u64)> {

@@ -7,6 +7,13 @@
 //! 3. send `persisted_messages()`;
 //! 4. apply `committed_entries()` (and the snapshot) to the state machine;
 //! 5. call `advance(ready)`. Do not step the node between `ready()` and `advance()`.
+//!
+//! Or, persisting in the background: do 1 and 4, stage 2, call `advance_async(ready)`, and
+//! go on stepping the node; once the write of 2 is durable, send 3 and call
+//! `on_persist_ready(ready.number())`. Writes complete in the order their Readies were
+//! handed out.
+
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -120,6 +127,16 @@ pub struct RawNode<S: Storage> {
     prev_ss: SoftState,
     prev_hs: HardState,
     ready_number: u64,
+    /// Readies handed out whose persistence was not reported yet, oldest first.
+    in_flight: VecDeque<InFlight>,
+}
+
+/// What `on_persist_ready` records of a Ready once its write is durable.
+#[derive(Debug)]
+struct InFlight {
+    number: u64,
+    persist_to: Option<(u64, u64)>,
+    snapshot_index: Option<u64>,
 }
 
 impl<S: Storage> RawNode<S> {
@@ -128,7 +145,7 @@ impl<S: Storage> RawNode<S> {
         let raft = Raft::new(config, store)?;
         let prev_ss = raft.soft_state();
         let prev_hs = raft.hard_state();
-        Ok(RawNode { raft, prev_ss, prev_hs, ready_number: 0 })
+        Ok(RawNode { raft, prev_ss, prev_hs, ready_number: 0, in_flight: VecDeque::new() })
     }
 
     pub fn raft(&self) -> &Raft<S> {
@@ -236,14 +253,14 @@ impl<S: Storage> RawNode<S> {
             || r.bcast_pending
             || !r.msgs.is_empty()
             || !r.msgs_after_persist.is_empty()
-            || !r.raft_log.unstable_entries().is_empty()
-            || r.raft_log.unstable_snapshot().is_some()
+            || !r.raft_log.entries_to_persist().is_empty()
+            || r.raft_log.snapshot_to_persist().is_some()
             || !r.read_states.is_empty()
             || r.raft_log.has_next_entries()
     }
 
-    /// What the application must do now. One Ready at a time: call `advance` before the
-    /// next `ready` and before stepping the node again.
+    /// What the application must do now. One Ready at a time: call `advance` (or
+    /// `advance_async`) before the next `ready` and before stepping the node again.
     pub fn ready(&mut self) -> Ready {
         self.raft.flush_appends();
         self.ready_number += 1;
@@ -260,15 +277,23 @@ impl<S: Storage> RawNode<S> {
             rd.hs = Some(hs);
             self.prev_hs = hs;
         }
-        if let Some(snap) = r.raft_log.unstable_snapshot() {
+        if let Some(snap) = r.raft_log.snapshot_to_persist() {
             rd.snapshot_index = Some(snapshot_index(snap));
             rd.snapshot = Some(snap.clone());
             rd.must_sync = true;
         }
-        rd.entries = r.raft_log.unstable_entries().to_vec();
+        rd.entries = r.raft_log.entries_to_persist().to_vec();
         if let Some(last) = rd.entries.last() {
             rd.persist_to = Some((last.index, last.term));
             rd.must_sync = true;
+        }
+        r.raft_log.accept_in_progress();
+        if rd.persist_to.is_some() || rd.snapshot_index.is_some() {
+            self.in_flight.push_back(InFlight {
+                number: rd.number,
+                persist_to: rd.persist_to,
+                snapshot_index: rd.snapshot_index,
+            });
         }
         if let Some(ents) = r.raft_log.next_entries() {
             rd.apply_to = ents.last().map(|e| e.index);
@@ -283,16 +308,41 @@ impl<S: Storage> RawNode<S> {
     /// Records that the Ready was handled: entries and snapshot are durable, committed
     /// entries are applied. May make the node ready again (a leader's commit advanced).
     pub fn advance(&mut self, rd: Ready) {
+        let number = rd.number;
+        self.advance_async(rd);
+        self.on_persist_ready(number);
+    }
+
+    /// Records that the Ready's committed entries (and snapshot) are applied while its
+    /// entries, hard state and snapshot are still being written: the node may be stepped
+    /// again at once, and until `on_persist_ready` it neither counts those entries as
+    /// durable here (a leader's own vote toward a commit) nor hands them out to apply.
+    pub fn advance_async(&mut self, rd: Ready) {
         if let Some(index) = rd.snapshot_index {
-            self.raft.on_persist_snapshot(index);
             self.raft.raft_log.applied_to(index);
-        }
-        if let Some((index, term)) = rd.persist_to {
-            self.raft.on_persist_entries(index, term);
         }
         if let Some(index) = rd.apply_to {
             self.raft.raft_log.applied_to(index);
         }
+    }
+
+    /// Every Ready up to `number` is durable. May make the node ready again (a leader's
+    /// commit advanced).
+    pub fn on_persist_ready(&mut self, number: u64) {
+        while self.in_flight.front().is_some_and(|f| f.number <= number) {
+            let Some(done) = self.in_flight.pop_front() else { break };
+            if let Some(index) = done.snapshot_index {
+                self.raft.on_persist_snapshot(index);
+            }
+            if let Some((index, term)) = done.persist_to {
+                self.raft.on_persist_entries(index, term);
+            }
+        }
+    }
+
+    /// Readies handed out whose persistence was not reported yet.
+    pub fn writes_in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     pub fn status(&self) -> Status {

@@ -4,7 +4,8 @@
 //! Where to look (after tikv's raftstore-v2 placement guide):
 //! - `store.rs`: opening a store, starting its raft worker (thread or async task), and
 //!   `StoreHandle`, the API the server and tests use; incoming raft messages are validated
-//!   there. `store_loop.rs`: the raft worker's loop (group commit); `mailbox.rs`: its inbox.
+//!   there. `store_loop.rs`: the raft worker's loop (group commit); `mailbox.rs`: its inbox;
+//!   `raft_writer.rs`: raftdb writes in the background, in order.
 //! - `peer.rs`: one region's Raft node, proposals and their callbacks, role changes.
 //! - `apply.rs`: committed entries into kvdb, atomically with `applied_index`.
 //! - `read.rs`: batched ReadIndex reads; `region_snapshot.rs`: what a read gets.
@@ -35,6 +36,7 @@ mod metrics;
 mod msg;
 mod peer;
 mod peer_storage;
+mod raft_writer;
 mod read;
 mod region_snapshot;
 mod region_worker;

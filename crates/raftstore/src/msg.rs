@@ -86,4 +86,10 @@ pub(crate) enum StoreMsg {
         to_peer: u64,
         delivered: bool,
     },
+    /// The raft writer made `writes` submitted batches durable: (region id, Ready number)
+    /// of each Ready they persisted (`raft_writer.rs`).
+    Persisted {
+        readies: Vec<(u64, u64)>,
+        writes: usize,
+    },
 }

@@ -436,9 +436,26 @@ impl Peer {
         self.send(rd.take_persisted_messages(), transport);
     }
 
-    /// Phase 3: apply, serve reads, advance. Returns whether the region's membership or
-    /// recorded incarnations changed (the store republishes them).
-    pub fn apply_and_advance(&mut self, mut rd: Ready) -> Result<bool> {
+    /// Phase 2 when the raft write goes to the background: the acknowledgements, addressed,
+    /// for the raft writer to send once the write is durable.
+    pub fn take_persisted(&mut self, rd: &mut Ready) -> Vec<RaftMessage> {
+        rd.take_persisted_messages().into_iter().filter_map(|m| self.wrap(m)).collect()
+    }
+
+    /// The next Ready installs a snapshot: it runs only once no raft write is in flight.
+    pub fn snapshot_next(&self) -> bool {
+        self.raw.has_ready() && self.raw.raft().raft_log().snapshot_to_persist().is_some()
+    }
+
+    /// The raft writer made the Readies up to `number` durable.
+    pub fn on_persisted(&mut self, number: u64) {
+        self.raw.on_persist_ready(number);
+    }
+
+    /// Phase 3: apply, serve reads, advance — `persisted` says whether the Ready's raft
+    /// write is already durable or still with the raft writer. Returns whether the region's
+    /// membership or recorded incarnations changed (the store republishes them).
+    pub fn apply_and_advance(&mut self, mut rd: Ready, persisted: bool) -> Result<bool> {
         if let Some(install) = self.snapshot_to_apply.take() {
             self.start_applying(install)?;
         }
@@ -450,7 +467,11 @@ impl Peer {
         for rs in rd.take_read_states() {
             self.reads.on_read_state(&rs.request_ctx, rs.index);
         }
-        self.raw.advance(rd);
+        if persisted {
+            self.raw.advance(rd);
+        } else {
+            self.raw.advance_async(rd);
+        }
         self.serve_reads()?;
         Ok(std::mem::take(&mut self.meta_changed))
     }
@@ -572,22 +593,30 @@ impl Peer {
     }
 
     fn send(&self, msgs: Vec<Message>, transport: &dyn Transport) {
-        let region = self.region();
         for m in msgs {
-            let Some(to_peer) = region.peers.iter().find(|p| p.id == m.to) else { continue };
-            transport.send(RaftMessage {
-                region_id: region.id,
-                from_peer: Some(PeerMeta { id: self.store_id, store_id: self.store_id }),
-                to_peer: Some(*to_peer),
-                message: Some(m),
-                region_epoch: region.region_epoch,
-                is_tombstone: false,
-                start_key: Bytes::new(),
-                end_key: Bytes::new(),
-                cluster_id: self.cluster_id,
-                from_incarnation: self.incarnation,
-            });
+            if let Some(m) = self.wrap(m) {
+                transport.send(m);
+            }
         }
+    }
+
+    /// A raft message addressed to the store of its peer; `None` for a peer not in the
+    /// region (it left).
+    fn wrap(&self, m: Message) -> Option<RaftMessage> {
+        let region = self.region();
+        let to_peer = region.peers.iter().find(|p| p.id == m.to)?;
+        Some(RaftMessage {
+            region_id: region.id,
+            from_peer: Some(PeerMeta { id: self.store_id, store_id: self.store_id }),
+            to_peer: Some(*to_peer),
+            message: Some(m),
+            region_epoch: region.region_epoch,
+            is_tombstone: false,
+            start_key: Bytes::new(),
+            end_key: Bytes::new(),
+            cluster_id: self.cluster_id,
+            from_incarnation: self.incarnation,
+        })
     }
 }
 

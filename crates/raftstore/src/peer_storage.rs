@@ -130,7 +130,7 @@ impl PeerStorage {
         let apply_state: RaftApplyState = kv_engine
             .get_msg(engine::CF_DEFAULT, &keys::apply_state_key(id))?
             .ok_or_else(|| StoreError::Corrupt(format!("region {id}: apply state missing")))?;
-        let s = PeerStorage {
+        let mut s = PeerStorage {
             region,
             snap,
             raft_engine,
@@ -141,18 +141,23 @@ impl PeerStorage {
             log_bytes: 0,
         };
         s.check_invariants()?;
+        s.raise_commit_to_applied();
         Ok(s)
     }
 
+    /// `truncated <= applied <= last` and `commit <= last`. `applied <= commit` is not
+    /// required on disk: the apply (kvdb) can be durable before the raft write that carried
+    /// its commit index (raftdb, written in the background), and what was applied was
+    /// committed; `raise_commit_to_applied` restores it.
     fn check_invariants(&self) -> Result<()> {
         let truncated = self.truncated_index();
         let applied = self.applied_index();
         let commit = self.raft_state.hard_state.map_or(0, |h| h.commit);
         let last = self.raft_state.last_index;
-        if !(truncated <= applied && applied <= commit && commit <= last) {
+        if !(truncated <= applied && applied <= last && commit <= last) {
             return Err(StoreError::Corrupt(format!(
                 "region {}: log pointers broken: truncated {truncated}, applied {applied}, \
-                 commit {commit}, last {last} (need truncated <= applied <= commit <= last)",
+                 commit {commit}, last {last} (need truncated <= applied <= last, commit <= last)",
                 self.region.id
             )));
         }
@@ -168,6 +173,20 @@ impl PeerStorage {
             }
         }
         Ok(())
+    }
+
+    fn raise_commit_to_applied(&mut self) {
+        let applied = self.applied_index();
+        let Some(hs) = self.raft_state.hard_state.as_mut() else { return };
+        if hs.commit < applied {
+            tracing::info!(
+                region_id = self.region.id,
+                commit = hs.commit,
+                applied,
+                "the apply outlived its commit record (a crash): commit raised to applied"
+            );
+            hs.commit = applied;
+        }
     }
 
     pub fn region(&self) -> &Region {
@@ -515,6 +534,37 @@ mod tests {
         assert!(matches!(s.term(19), Err(StorageError::Compacted)));
         assert!(matches!(s.entries(20, 25, u64::MAX), Err(StorageError::Compacted)));
         assert_eq!(s.entries(21, 31, u64::MAX).expect("kept").len(), 10);
+    }
+
+    #[test]
+    fn an_apply_that_outlived_its_commit_record_raises_the_commit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut s, engines, _l) = fresh(dir.path());
+        persist(&mut s, &engines, &entries(6..=10, 6)); // commit stays at 5
+        s.set_applied_index(8);
+        let mut wb = WriteBatch::new();
+        wb.put_msg(engine::CF_DEFAULT, &keys::apply_state_key(1), s.apply_state());
+        engines.kv.write(wb, true).expect("write");
+        let snap = s.snap.clone();
+        let loaded =
+            PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone(), snap)
+                .expect("an apply ahead of the commit record loads");
+        assert_eq!(loaded.initial_state().expect("state").hard_state.commit, 8);
+    }
+
+    #[test]
+    fn a_store_that_applied_past_its_log_refuses_to_load() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut s, engines, _l) = fresh(dir.path());
+        s.set_applied_index(6); // the log ends at 5
+        let mut wb = WriteBatch::new();
+        wb.put_msg(engine::CF_DEFAULT, &keys::apply_state_key(1), s.apply_state());
+        engines.kv.write(wb, true).expect("write");
+        let snap = s.snap.clone();
+        let err =
+            PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone(), snap);
+        let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("log pointers broken"), "{msg}");
     }
 
     #[test]

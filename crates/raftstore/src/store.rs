@@ -22,6 +22,7 @@ use crate::metrics;
 use crate::msg::{Modify, ReadCallback, RequestContext, StoreMsg, WriteCallback};
 use crate::peer::{Incarnations, Peer, PeerLimits};
 use crate::peer_storage::{PeerStorage, SnapContext};
+use crate::raft_writer::RaftWriter;
 use crate::region_worker;
 use crate::snap::{IncomingSnapshot, OutgoingSnapshot, SnapError, SnapManager};
 use crate::status::StoreStatus;
@@ -189,6 +190,13 @@ impl Store {
             exited: Condvar::new(),
             snap_mgr,
         });
+        let writer = RaftWriter::start(
+            cfg.store_id,
+            engines.raft.clone(),
+            transport.clone(),
+            shared.tx.clone(),
+        )
+        .map_err(spawn_error)?;
         let worker = StoreLoop {
             base_tick: cfg.base_tick,
             election_timeout: cfg.base_tick * cfg.election_tick as u32,
@@ -210,6 +218,8 @@ impl Store {
             gc_count_limit: cfg.raft_log_gc_count_limit,
             gc_size_limit: cfg.raft_log_gc_size_limit_bytes,
             failpoints: cfg.failpoints.clone(),
+            writer,
+            writes_in_flight: 0,
             _region_worker: region_worker,
         };
         let log_gc = log_gc::start(

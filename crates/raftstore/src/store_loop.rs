@@ -2,14 +2,20 @@
 //! everything queued (bounded), ticks if due (a stall skips missed ticks instead of firing
 //! a burst), starts one ReadIndex round per peer for the reads that arrived, then for every
 //! peer with a Ready: sends what may leave at once, stages entries and hard state into ONE
-//! raft write batch, writes it with ONE fsync (group commit), then sends acknowledgements,
-//! applies and serves reads.
+//! raft write batch (group commit), applies what is committed and serves reads.
+//!
+//! The batch is written one of two ways:
+//! - **in the background** by the raft writer (`raft_writer.rs`), which sends the
+//!   acknowledgements once it is durable: the loop goes on meanwhile, so a leader commits on
+//!   its followers' acknowledgements while its own fsync is still running (a quorum needs
+//!   no particular member), and a follower answers heartbeats (ReadIndex rounds) and takes
+//!   the next appends without waiting for its disk;
+//! - **inline**, when nothing is in flight and the loop was quiet, or the batch installs a
+//!   snapshot: a lone request then costs no thread hand-off.
 //!
 //! It runs on its own thread (`run_blocking`) or as a task on the server's async runtime
-//! (`run_async`), where it does its work, fsync included, on the worker thread that polls
-//! it: a request, its append, the acknowledgement and the answer then pass between tasks
-//! of one thread instead of waking other threads, which on a small box is where the time
-//! of a write goes.
+//! (`run_async`), where a request, its append, the acknowledgement and the answer pass
+//! between tasks of one thread instead of waking other threads.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +37,7 @@ use crate::log_gc::GcTask;
 use crate::metrics;
 use crate::msg::{RequestContext, StoreMsg};
 use crate::peer::Peer;
+use crate::raft_writer::{RaftWriter, WriteTask, write_raft};
 use crate::region_worker::RegionTask;
 use crate::status::StoreStatus;
 use crate::store::Shared;
@@ -39,8 +46,8 @@ use crate::worker::Worker;
 
 /// Messages drained per loop before the Readies are handled: bounds a loop's latency.
 const MAX_MSGS_PER_LOOP: usize = 4096;
-/// A loop that handled at least this many messages writes raftdb off the async worker.
-const OFFLOAD_WRITE_AFTER_MSGS: usize = 8;
+/// A loop that handled at least this many messages hands its raft write to the writer.
+const BACKGROUND_WRITE_AFTER_MSGS: usize = 8;
 
 pub(crate) struct StoreLoop {
     pub(crate) base_tick: Duration,
@@ -64,6 +71,10 @@ pub(crate) struct StoreLoop {
     pub(crate) gc_count_limit: u64,
     pub(crate) gc_size_limit: u64,
     pub(crate) failpoints: FailPoints,
+    /// Persists raft write batches in the background, in order.
+    pub(crate) writer: RaftWriter,
+    /// Batches handed to `writer` and not yet reported persisted.
+    pub(crate) writes_in_flight: usize,
     /// Declared after `peers`: dropped (and joined) once the peers, which hold senders to
     /// it, are gone.
     pub(crate) _region_worker: Worker<RegionTask>,
@@ -81,6 +92,8 @@ struct Collected {
     sync: bool,
     /// Messages were queued to leave before the raft write.
     sent_early: bool,
+    /// A Ready installs a snapshot.
+    installs: bool,
     readies: Vec<(u64, Ready)>,
     /// Messages the iteration took in: how busy the store is.
     handled: usize,
@@ -88,16 +101,10 @@ struct Collected {
     start: Instant,
 }
 
-/// Writes a loop's raftdb batch. A failed write or fsync stops the store: never retry an
-/// fsync and carry on.
-fn write_raft(raft: &engine::Engine, wb: WriteBatch, sync: bool) -> Result<()> {
-    if wb.is_empty() {
-        return Ok(());
-    }
-    let start = Instant::now();
-    raft.write(wb, sync)?;
-    metrics::FSYNC_SECONDS.observe(start.elapsed().as_secs_f64());
-    Ok(())
+/// A peer's Ready may be taken: not while its snapshot is being installed, and a Ready
+/// that installs one waits until no raft write is in flight.
+fn may_handle_ready(peer: &Peer, writes_in_flight: usize) -> bool {
+    !(peer.is_applying_snapshot() || writes_in_flight > 0 && peer.snapshot_next())
 }
 
 impl StoreLoop {
@@ -116,10 +123,7 @@ impl StoreLoop {
     }
 
     /// The loop as an async task: it awaits a message or its next deadline between
-    /// iterations, and runs each iteration on the polling worker thread. A loop that
-    /// gathered many messages writes raftdb (its fsync) from the blocking pool instead, so
-    /// the worker goes on serving the network meanwhile; a quiet one writes inline, which
-    /// saves two thread wake-ups on the path of a lone request.
+    /// iterations, and runs each iteration on the polling worker thread.
     pub(crate) async fn run_async(&mut self) -> Result<()> {
         loop {
             let timeout = self.idle_timeout();
@@ -130,27 +134,20 @@ impl StoreLoop {
                 }
             }
             // Tasks woken together with this one (requests, raft messages) queue theirs
-            // first, so they share this iteration's one fsync.
+            // first, so they share this iteration's one raft write.
             tokio::task::yield_now().await;
-            let Some(Collected { wb, sync, sent_early, readies, handled, start }) =
-                self.prepare(None)?
-            else {
-                return Ok(());
-            };
-            if handled >= OFFLOAD_WRITE_AFTER_MSGS && !wb.is_empty() {
-                let raft = self.engines.raft.clone();
-                tokio::task::spawn_blocking(move || write_raft(&raft, wb, sync))
-                    .await
-                    .map_err(|e| StoreError::Corrupt(format!("raft write task failed: {e}")))??;
-            } else {
-                if sent_early {
+            let Some(collected) = self.prepare(None)? else { return Ok(()) };
+            let flow = if self.write_inline(&collected) {
+                if collected.sent_early {
                     // The appends just queued are sent by transport tasks of this thread:
                     // let them go first, so followers write in parallel with our fsync.
                     tokio::task::yield_now().await;
                 }
-                write_raft(&self.engines.raft, wb, sync)?;
-            }
-            if let Flow::Stop = self.complete(readies, start)? {
+                self.finish_inline(collected)?
+            } else {
+                self.finish_in_background(collected)?
+            };
+            if let Flow::Stop = flow {
                 return Ok(());
             }
         }
@@ -159,7 +156,8 @@ impl StoreLoop {
     /// How long the loop may wait for a message: not at all while a peer has a Ready, else
     /// until the next tick or until waiting reads may start their round.
     fn idle_timeout(&self) -> Duration {
-        let busy = self.peers.values().any(|p| !p.is_applying_snapshot() && p.raw.has_ready());
+        let in_flight = self.writes_in_flight;
+        let busy = self.peers.values().any(|p| may_handle_ready(p, in_flight) && p.raw.has_ready());
         if busy {
             return Duration::ZERO;
         }
@@ -174,11 +172,51 @@ impl StoreLoop {
     /// One iteration: `first` (if the wait returned one) and whatever else is queued, the
     /// tick, then every Ready.
     fn iterate(&mut self, first: Option<StoreMsg>) -> Result<Flow> {
-        let Some(Collected { wb, sync, readies, start, .. }) = self.prepare(first)? else {
-            return Ok(Flow::Stop);
-        };
-        write_raft(&self.engines.raft, wb, sync)?;
-        self.complete(readies, start)
+        let Some(collected) = self.prepare(first)? else { return Ok(Flow::Stop) };
+        if self.write_inline(&collected) {
+            self.finish_inline(collected)
+        } else {
+            self.finish_in_background(collected)
+        }
+    }
+
+    /// Whether this iteration writes raftdb itself rather than through the writer: never
+    /// while a write is in flight (writes must land in order); always for a snapshot's
+    /// Ready (the install starts once its raft state is durable) or for nothing to write;
+    /// else when the loop was quiet, where a hand-off to the writer costs more than it
+    /// overlaps.
+    fn write_inline(&self, c: &Collected) -> bool {
+        if self.writes_in_flight > 0 {
+            return false;
+        }
+        if c.installs || c.wb.is_empty() {
+            return true;
+        }
+        c.handled < BACKGROUND_WRITE_AFTER_MSGS
+    }
+
+    /// Writes the batch here, then acknowledgements leave and committed entries apply.
+    fn finish_inline(&mut self, c: Collected) -> Result<Flow> {
+        write_raft(&self.engines.raft, c.wb, c.sync)?;
+        self.finish_readies(c.readies, true)?;
+        Ok(self.after_readies(c.start))
+    }
+
+    /// Hands the batch, with the acknowledgements that wait for it, to the writer, then
+    /// applies committed entries (durable here already) without waiting for it.
+    fn finish_in_background(&mut self, mut c: Collected) -> Result<Flow> {
+        let mut messages = Vec::new();
+        let mut readies = Vec::with_capacity(c.readies.len());
+        for (region_id, rd) in c.readies.iter_mut() {
+            if let Some(peer) = self.peers.get_mut(region_id) {
+                messages.extend(peer.take_persisted(rd));
+                readies.push((*region_id, rd.number()));
+            }
+        }
+        self.writer.submit(WriteTask { wb: c.wb, sync: c.sync, messages, readies });
+        self.writes_in_flight += 1;
+        self.finish_readies(c.readies, false)?;
+        Ok(self.after_readies(c.start))
     }
 
     /// An iteration up to the raft write: messages, tick, and every Ready collected (what
@@ -190,12 +228,6 @@ impl StoreLoop {
         }
         let start = Instant::now();
         self.collect_readies(handled, start)
-    }
-
-    /// An iteration after the raft write: acknowledgements, apply, status, shutdown.
-    fn complete(&mut self, readies: Vec<(u64, Ready)>, start: Instant) -> Result<Flow> {
-        self.finish_readies(readies)?;
-        Ok(self.after_readies(start))
     }
 
     /// Handles `first` and whatever else is queued (bounded); returns how many.
@@ -282,7 +314,10 @@ impl StoreLoop {
             }
             StoreMsg::Status(cb) => cb(self.current_status()),
             StoreMsg::Shutdown => self.begin_shutdown(),
-            StoreMsg::Kill => self.killed = true,
+            StoreMsg::Kill => {
+                self.killed = true;
+                self.writer.kill();
+            }
             StoreMsg::Fatal(why) => self.fatal = Some(why),
             StoreMsg::SnapshotApplied { key } => {
                 if let Some(peer) = self.peers.get_mut(&key.region_id) {
@@ -292,6 +327,14 @@ impl StoreLoop {
             StoreMsg::SnapshotStatus { region_id, to_peer, delivered } => {
                 if let Some(peer) = self.peers.get_mut(&region_id) {
                     peer.report_snapshot(to_peer, delivered);
+                }
+            }
+            StoreMsg::Persisted { readies, writes } => {
+                self.writes_in_flight = self.writes_in_flight.saturating_sub(writes);
+                for (region_id, number) in readies {
+                    if let Some(peer) = self.peers.get_mut(&region_id) {
+                        peer.on_persisted(number);
+                    }
                 }
             }
         }
@@ -357,9 +400,9 @@ impl StoreLoop {
         let mut sent_early = false;
         let mut readies = Vec::new();
         let mut installs = false;
+        let in_flight = self.writes_in_flight;
         for (&region_id, peer) in self.peers.iter_mut() {
-            // No Ready while a snapshot is being installed.
-            if peer.is_applying_snapshot() {
+            if !may_handle_ready(peer, in_flight) {
                 continue;
             }
             if let Some(c) = peer.collect_ready(&mut wb, self.transport.as_ref())? {
@@ -376,21 +419,24 @@ impl StoreLoop {
         // A leader's appends leave before its own fsync: followers write in parallel
         // (thesis §10.2.1); it counts its own copy only once durable.
         self.transport.flush();
-        Ok(Some(Collected { wb, sync, sent_early, readies, handled, start }))
+        Ok(Some(Collected { wb, sync, sent_early, installs, readies, handled, start }))
     }
 
-    /// After the raft write: acknowledgements leave, then committed entries are applied.
-    fn finish_readies(&mut self, mut readies: Vec<(u64, Ready)>) -> Result<()> {
-        for (region_id, rd) in readies.iter_mut() {
-            if let Some(peer) = self.peers.get_mut(region_id) {
-                peer.send_persisted(rd, self.transport.as_ref());
+    /// Acknowledgements leave if `persisted` (else the writer sends them), then committed
+    /// entries are applied.
+    fn finish_readies(&mut self, mut readies: Vec<(u64, Ready)>, persisted: bool) -> Result<()> {
+        if persisted {
+            for (region_id, rd) in readies.iter_mut() {
+                if let Some(peer) = self.peers.get_mut(region_id) {
+                    peer.send_persisted(rd, self.transport.as_ref());
+                }
             }
+            // Acknowledgements leave before this store spends time applying.
+            self.transport.flush();
         }
-        // Acknowledgements leave before this store spends time applying.
-        self.transport.flush();
         for (region_id, rd) in readies {
             let Some(peer) = self.peers.get_mut(&region_id) else { continue };
-            let meta_changed = peer.apply_and_advance(rd)?;
+            let meta_changed = peer.apply_and_advance(rd, persisted)?;
             if let (Some(c), Some(gc)) = (peer.compacted.take(), &self.log_gc) {
                 // The apply state recording the compaction is written (not yet synced):
                 // the worker syncs it before deleting anything.

@@ -31,3 +31,23 @@ fn later_operation_on_the_same_key_wins() -> TestResult {
     engine.flush_memtables_for_test()?;
     check(&engine)
 }
+
+#[test]
+fn an_appended_batch_writes_after_the_first_and_wins() -> TestResult {
+    let (_dir, engine) = open_temp()?;
+    let mut first = WriteBatch::new();
+    first.put(CF_DEFAULT, b"both", b"first");
+    first.put(CF_DEFAULT, b"first-only", b"1");
+    let mut second = WriteBatch::new();
+    second.put(crate::CF_WRITE, b"other-cf", b"2");
+    second.put(CF_DEFAULT, b"both", b"second");
+    second.delete(CF_DEFAULT, b"first-only");
+    let size = first.size_bytes() + second.size_bytes();
+    first.append(second);
+    assert_eq!((first.len(), first.size_bytes()), (5, size));
+    engine.write(first, true)?;
+    assert_eq!(engine.get(CF_DEFAULT, b"both")?, bytes(b"second"));
+    assert_eq!(engine.get(CF_DEFAULT, b"first-only")?, None);
+    assert_eq!(engine.get(crate::CF_WRITE, b"other-cf")?, bytes(b"2"));
+    Ok(())
+}

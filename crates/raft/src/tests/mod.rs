@@ -4,6 +4,7 @@
 mod harness;
 mod smoke;
 
+mod async_persist;
 mod election;
 mod paper_election;
 mod paper_replication;
