@@ -49,6 +49,10 @@ struct Args {
     keys: u64,
     #[arg(long, default_value_t = 256)]
     value_bytes: usize,
+    /// Also print, per 100 ms of the run, how many requests completed and the slowest one
+    /// (to stderr): shows whether a tail comes from stalls or from steady dispersion.
+    #[arg(long)]
+    timeline: bool,
 }
 
 #[derive(Clone)]
@@ -128,11 +132,16 @@ impl Rng {
     }
 }
 
+/// Timeline slots are this long.
+const SLOT: Duration = Duration::from_millis(100);
+
 struct Tally {
     writes: Histogram<u64>,
     reads: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
+    /// Per `SLOT` since the start: (requests completed, slowest in µs).
+    timeline: Vec<(u64, u64)>,
 }
 
 impl Tally {
@@ -142,7 +151,18 @@ impl Tally {
             reads: Histogram::new(3)?,
             errors: 0,
             first_error: None,
+            timeline: Vec::new(),
         })
+    }
+
+    fn record_slot(&mut self, since_start: Duration, micros: u64) {
+        let slot = (since_start.as_millis() / SLOT.as_millis()) as usize;
+        if self.timeline.len() <= slot {
+            self.timeline.resize(slot + 1, (0, 0));
+        }
+        let (n, max) = &mut self.timeline[slot];
+        *n += 1;
+        *max = (*max).max(micros);
     }
 
     fn merge(&mut self, other: Tally) -> Result<()> {
@@ -150,6 +170,13 @@ impl Tally {
         self.reads.add(other.reads)?;
         self.errors += other.errors;
         self.first_error = self.first_error.take().or(other.first_error);
+        if self.timeline.len() < other.timeline.len() {
+            self.timeline.resize(other.timeline.len(), (0, 0));
+        }
+        for (mine, (n, max)) in self.timeline.iter_mut().zip(other.timeline) {
+            mine.0 += n;
+            mine.1 = mine.1.max(max);
+        }
         Ok(())
     }
 }
@@ -174,7 +201,13 @@ async fn preload(args: &Args) -> Result<()> {
     Ok(())
 }
 
-async fn client(mut conn: Conn, seed: u64, args: &Args, deadline: Instant) -> Result<Tally> {
+async fn client(
+    mut conn: Conn,
+    seed: u64,
+    args: &Args,
+    started: Instant,
+    deadline: Instant,
+) -> Result<Tally> {
     let mut rng = Rng(seed);
     let mut tally = Tally::new()?;
     let value = vec![b'v'; args.value_bytes];
@@ -184,6 +217,9 @@ async fn client(mut conn: Conn, seed: u64, args: &Args, deadline: Instant) -> Re
         let start = Instant::now();
         let outcome = if read { conn.get(k).await } else { conn.put(k, value.clone()).await };
         let micros = u64::try_from(start.elapsed().as_micros())?;
+        if args.timeline {
+            tally.record_slot(started.elapsed(), micros);
+        }
         match outcome {
             Ok(()) if read => tally.reads.record(micros)?,
             Ok(()) => tally.writes.record(micros)?,
@@ -225,12 +261,13 @@ async fn main() -> Result<()> {
         conns.push(Conn::open(args.target, &args.endpoint).await?);
     }
     let args = std::sync::Arc::new(args);
-    let deadline = Instant::now() + Duration::from_secs(args.duration_secs);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration_secs);
     let mut tasks = Vec::new();
     for (i, conn) in (0..args.clients).map(|i| (i, conns[i / CLIENTS_PER_CONNECTION].clone())) {
         let args = args.clone();
         let seed = 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1).wrapping_mul(0x0123_4567);
-        tasks.push(tokio::spawn(async move { client(conn, seed, &args, deadline).await }));
+        tasks.push(tokio::spawn(async move { client(conn, seed, &args, started, deadline).await }));
     }
     let mut total = Tally::new()?;
     for task in tasks {
@@ -240,6 +277,10 @@ async fn main() -> Result<()> {
     report("write", &total.writes, secs);
     report("read", &total.reads, secs);
     println!("errors: {}", total.errors);
+    for (i, (n, max)) in total.timeline.iter().enumerate() {
+        let at = (i as u32 * SLOT).as_secs_f64();
+        eprintln!("t={at:.1}s done={n} slowest={:.1}ms", *max as f64 / 1000.0);
+    }
     if let Some(e) = total.first_error {
         eprintln!("first error: {e}");
     }

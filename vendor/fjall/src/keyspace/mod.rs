@@ -769,10 +769,14 @@ impl Keyspace {
                 .expect("lock is poisoned")
                 .values()
             {
-                if let Err(e) = keyspace.tree.get_version_history_lock().maintenance(
+                // raftkv patch: the versions removed (and the memtables only they still
+                // reference) are dropped after the version history lock is released: see
+                // `SuperVersions::maintenance` in vendor/lsm-tree.
+                let removed = keyspace.tree.get_version_history_lock().maintenance(
                     keyspace.path(),
                     self.supervisor.snapshot_tracker.get_seqno_safe_to_gc(),
-                ) {
+                );
+                if let Err(e) = removed {
                     log::warn!(
                         "Version history GC failed for keyspace {:?}: {e:?}",
                         keyspace.name,
