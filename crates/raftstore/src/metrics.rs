@@ -41,6 +41,18 @@ pub static FSYNC_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
         latency_buckets(),
     )
 });
+pub static BACKGROUND_RAFT_BATCHES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "raftkv_raftstore_background_raft_batches_total",
+        "Raft write batches handed to the raft writer (the others are written inline).",
+    )
+});
+pub static BACKGROUND_RAFT_WRITES: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "raftkv_raftstore_background_raft_writes_total",
+        "Writes the raft writer made; batches queued behind one share its write and fsync.",
+    )
+});
 pub static READY_LOOP_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     histogram(
         "raftkv_raftstore_ready_loop_seconds",
