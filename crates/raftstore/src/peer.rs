@@ -222,11 +222,27 @@ impl Peer {
         }
     }
 
+    /// Notices that this peer leads in a term it did not lead in before: what is pending
+    /// from an earlier term is answered at once (proposals: outcome unknown), before
+    /// anything of the new term is queued. Called from every path that queues a proposal
+    /// or read, since Raft can make the peer leader in the same loop as a request arrives.
+    fn observe_leader_term(&mut self) {
+        let term = self.raw.raft().term();
+        if self.is_leader() && self.leader_term != term {
+            self.fail_pending("leader changed");
+            self.leader_term = term;
+            self.recording.clear();
+            // Proposed before the next Ready: nothing may step the node before `advance`.
+            self.record_own_incarnation = true;
+        }
+    }
+
     pub fn propose_write(&mut self, ctx: RequestContext, ops: Vec<Modify>, cb: WriteCallback) {
         let keys: Vec<&[u8]> = ops.iter().map(Modify::key).collect();
         if let Err(e) = self.check_request(&ctx, &keys) {
             return cb(Err(e));
         }
+        self.observe_leader_term();
         let size_bytes: u64 = ops.iter().map(Modify::size_bytes).sum();
         if self.proposal_bytes + size_bytes > self.max_proposal_bytes {
             return cb(Err(errors::server_is_busy("too many bytes of writes in flight")));
@@ -252,6 +268,7 @@ impl Peer {
         if let Err(e) = self.check_request(&ctx, &keys) {
             return cb(Err(e));
         }
+        self.observe_leader_term();
         self.reads.push(cb);
     }
 
@@ -288,6 +305,7 @@ impl Peer {
     /// A leader records the incarnation of a member store the first time it hears from it,
     /// so that the store coming back with lost data (a new incarnation) is recognized.
     pub fn observe_incarnation(&mut self, store_id: u64, incarnation: u64) {
+        self.observe_leader_term();
         if !self.is_leader()
             || self.store_incarnations.contains_key(&store_id)
             || self.recording.contains(&store_id)
@@ -401,13 +419,7 @@ impl Peer {
             let (leader, role) = (ss.leader_id, ss.raft_state);
             self.on_role_change(leader, role);
         }
-        if self.is_leader() && self.leader_term != self.raw.raft().term() {
-            self.fail_pending("leader changed");
-            self.leader_term = self.raw.raft().term();
-            self.recording.clear();
-            // Proposed before the next Ready: nothing may step the node before `advance`.
-            self.record_own_incarnation = true;
-        }
+        self.observe_leader_term();
         let install = match rd.snapshot() {
             Some(snapshot) => Some(self.begin_snapshot(snapshot, wb)?),
             None => None,
