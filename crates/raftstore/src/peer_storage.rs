@@ -470,6 +470,19 @@ mod tests {
         engines.raft.write(wb, true).expect("write");
     }
 
+    /// Makes the in-memory apply state the durable one, as an apply does.
+    fn persist_apply_state(s: &PeerStorage, engines: &Engines) {
+        let mut wb = WriteBatch::new();
+        wb.put_msg(engine::CF_DEFAULT, &keys::apply_state_key(1), s.apply_state());
+        engines.kv.write(wb, true).expect("write");
+    }
+
+    /// Loads the region's storage again from what the engines hold.
+    fn reload(s: &PeerStorage, engines: &Engines) -> Result<PeerStorage> {
+        let snap = s.snap.clone();
+        PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone(), snap)
+    }
+
     fn indexes(ents: &[Entry]) -> Vec<(u64, u64)> {
         ents.iter().map(|e| (e.index, e.term)).collect()
     }
@@ -542,13 +555,8 @@ mod tests {
         let (mut s, engines, _l) = fresh(dir.path());
         persist(&mut s, &engines, &entries(6..=10, 6)); // commit stays at 5
         s.set_applied_index(8);
-        let mut wb = WriteBatch::new();
-        wb.put_msg(engine::CF_DEFAULT, &keys::apply_state_key(1), s.apply_state());
-        engines.kv.write(wb, true).expect("write");
-        let snap = s.snap.clone();
-        let loaded =
-            PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone(), snap)
-                .expect("an apply ahead of the commit record loads");
+        persist_apply_state(&s, &engines);
+        let loaded = reload(&s, &engines).expect("an apply ahead of the commit record loads");
         assert_eq!(loaded.initial_state().expect("state").hard_state.commit, 8);
     }
 
@@ -557,13 +565,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let (mut s, engines, _l) = fresh(dir.path());
         s.set_applied_index(6); // the log ends at 5
-        let mut wb = WriteBatch::new();
-        wb.put_msg(engine::CF_DEFAULT, &keys::apply_state_key(1), s.apply_state());
-        engines.kv.write(wb, true).expect("write");
-        let snap = s.snap.clone();
-        let err =
-            PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone(), snap);
-        let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+        persist_apply_state(&s, &engines);
+        let msg = reload(&s, &engines).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("log pointers broken"), "{msg}");
     }
 
@@ -576,10 +579,7 @@ mod tests {
         let mut wb = WriteBatch::new();
         wb.put_msg(CF_RAFT, &keys::raft_state_key(1), &state);
         engines.raft.write(wb, true).expect("write");
-        let snap = s.snap.clone();
-        let err =
-            PeerStorage::load(s.region().clone(), engines.raft.clone(), engines.kv.clone(), snap);
-        let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
+        let msg = reload(&s, &engines).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("log pointers broken"), "{msg}");
     }
 }

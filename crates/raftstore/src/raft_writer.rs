@@ -162,8 +162,23 @@ mod tests {
         }
     }
 
-    fn recorder(engine: &Engine) -> Arc<Recorder> {
-        Arc::new(Recorder { engine: engine.clone(), sent: Mutex::new(Vec::new()) })
+    /// A writer over a fresh engine, what it sends recorded, what it reports received.
+    struct Setup {
+        _dir: tempfile::TempDir,
+        raft: Engine,
+        transport: Arc<Recorder>,
+        reports: Receiver<StoreMsg>,
+        writer: RaftWriter,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().expect("dir");
+        let raft = Engine::open(dir.path(), &[CF_RAFT]).expect("engine");
+        let transport = Arc::new(Recorder { engine: raft.clone(), sent: Mutex::new(Vec::new()) });
+        let (mailbox, reports, _wake) = Mailbox::new();
+        let writer =
+            RaftWriter::start(1, raft.clone(), transport.clone(), mailbox).expect("writer");
+        Setup { _dir: dir, raft, transport, reports, writer }
     }
 
     fn task(value: &[u8], tag: u64, sync: bool) -> WriteTask {
@@ -193,12 +208,7 @@ mod tests {
 
     #[test]
     fn batches_are_written_in_order_and_acknowledged_once_written() {
-        let dir = tempfile::tempdir().expect("dir");
-        let raft = Engine::open(dir.path(), &[CF_RAFT]).expect("engine");
-        let transport = recorder(&raft);
-        let (mailbox, rx, _wake) = Mailbox::new();
-        let writer =
-            RaftWriter::start(1, raft.clone(), transport.clone(), mailbox).expect("writer");
+        let Setup { _dir, raft, transport, reports: rx, writer } = setup();
         for tag in 1..=50 {
             writer.submit(task(format!("v{tag}").as_bytes(), tag, tag % 2 == 0));
         }
@@ -220,12 +230,7 @@ mod tests {
 
     #[test]
     fn a_killed_writer_writes_and_sends_nothing_more() {
-        let dir = tempfile::tempdir().expect("dir");
-        let raft = Engine::open(dir.path(), &[CF_RAFT]).expect("engine");
-        let transport = recorder(&raft);
-        let (mailbox, rx, _wake) = Mailbox::new();
-        let writer =
-            RaftWriter::start(1, raft.clone(), transport.clone(), mailbox).expect("writer");
+        let Setup { _dir, raft, transport, reports: rx, writer } = setup();
         writer.kill();
         writer.submit(task(b"lost", 7, true));
         drop(writer); // joins the thread
