@@ -213,8 +213,11 @@ impl StoreLoop {
                 readies.push((*region_id, rd.number()));
             }
         }
-        self.writer.submit(WriteTask { wb: c.wb, sync: c.sync, messages, readies });
-        self.writes_in_flight += 1;
+        // Messages of a Ready that wrote nothing still wait for the writes before them.
+        if !c.wb.is_empty() || !messages.is_empty() {
+            self.writer.submit(WriteTask { wb: c.wb, sync: c.sync, messages, readies });
+            self.writes_in_flight += 1;
+        }
         self.finish_readies(c.readies, false)?;
         Ok(self.after_readies(c.start))
     }
