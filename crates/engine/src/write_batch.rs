@@ -97,9 +97,9 @@ impl WriteBatch {
     /// Moves every operation of `other` after this batch's, in order: writing the result is
     /// writing both, atomically, `other` winning where they touch the same key.
     pub fn append(&mut self, other: WriteBatch) {
+        self.size_bytes += other.size_bytes;
         let (cf_names, ops) = other.into_parts();
         let map: Vec<usize> = cf_names.iter().map(|cf| self.cf_index(cf)).collect();
-        self.size_bytes += other_size(&ops);
         self.ops.extend(ops.into_iter().map(|op| Op { cf: map[op.cf], kind: op.kind }));
     }
 
@@ -140,14 +140,4 @@ impl WriteBatch {
             }
         }
     }
-}
-
-fn other_size(ops: &[Op]) -> usize {
-    ops.iter()
-        .map(|op| match &op.kind {
-            OpKind::Put { key, value } => key.len() + value.len(),
-            OpKind::Delete { key } => key.len(),
-            OpKind::DeleteRange { start, end } => start.len() + end.len(),
-        })
-        .sum()
 }

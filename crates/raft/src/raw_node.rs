@@ -42,8 +42,8 @@ pub struct Ready {
     messages: Vec<Message>,
     persisted_messages: Vec<Message>,
     must_sync: bool,
-    /// What `advance` records, fixed when the Ready is built (the lists above may be taken).
-    persist_to: Option<(u64, u64)>,
+    /// What `advance` records, fixed when the Ready is built (the lists above may be taken);
+    /// what it persists is recorded in `RawNode::in_flight`.
     snapshot_index: Option<u64>,
     apply_to: Option<u64>,
 }
@@ -283,17 +283,12 @@ impl<S: Storage> RawNode<S> {
             rd.must_sync = true;
         }
         rd.entries = r.raft_log.entries_to_persist().to_vec();
-        if let Some(last) = rd.entries.last() {
-            rd.persist_to = Some((last.index, last.term));
-            rd.must_sync = true;
-        }
+        let persist_to = rd.entries.last().map(|last| (last.index, last.term));
+        rd.must_sync |= persist_to.is_some();
         r.raft_log.accept_in_progress();
-        if rd.persist_to.is_some() || rd.snapshot_index.is_some() {
-            self.in_flight.push_back(InFlight {
-                number: rd.number,
-                persist_to: rd.persist_to,
-                snapshot_index: rd.snapshot_index,
-            });
+        if persist_to.is_some() || rd.snapshot_index.is_some() {
+            let snapshot_index = rd.snapshot_index;
+            self.in_flight.push_back(InFlight { number: rd.number, persist_to, snapshot_index });
         }
         if let Some(ents) = r.raft_log.next_entries() {
             rd.apply_to = ents.last().map(|e| e.index);
